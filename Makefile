@@ -1,0 +1,54 @@
+# Saleor CRM — the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+HOST ?= 0.0.0.0
+TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: help venv run migrate worker test test-sqlite test-postgres lint bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $@
+
+venv: $(BIN)/.installed ## create .venv and install the app with its dev tools
+
+migrate: venv ## apply database migrations (DATABASE_URL, default SQLite in var/)
+	$(BIN)/python -m plugin.cli migrate
+
+run: migrate ## set up and serve the app on $(HOST):$(PORT) (jobs in-process without REDIS_URL)
+	@echo "Saleor CRM: paste $${APP_URL:-http://localhost:$(PORT)}/api/manifest into Saleor → Apps → Install external app"
+	PORT=$(PORT) $(BIN)/uvicorn plugin.app:app --host $(HOST) --port $(PORT) --proxy-headers
+
+worker: migrate ## run a Dramatiq worker (needs REDIS_URL)
+	$(BIN)/dramatiq jobs.worker --processes 1 --threads 4
+
+test: venv ## set up and run every test on SQLite, then on PostgreSQL with Redis
+	$(MAKE) --no-print-directory test-sqlite
+	$(MAKE) --no-print-directory test-postgres
+
+test-sqlite: venv ## tests on SQLite, jobs in-process
+	env -u DATABASE_URL -u REDIS_URL CRM_TEST_DB=sqlite $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-postgres: venv ## tests on PostgreSQL with real Redis
+	env -u DATABASE_URL -u REDIS_URL CRM_TEST_DB=postgresql TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) \
+		TEST_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv ## ruff and mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy plugin webhooks jobs dashboard_extension bench tests
+
+bench: venv ## benchmarks (PostgreSQL); each prints one JSON line of figures
+	BENCH_POSTGRES_URL=$(TEST_POSTGRES_URL) $(BIN)/python bench/webhooks.py
+
+clean: ## remove the venv and local data
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

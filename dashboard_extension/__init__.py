@@ -1,0 +1,1 @@
+"""Pages shown inside the Saleor dashboard (iframes) and the app's public pages."""

@@ -1,0 +1,31 @@
+"""Actors. They take ids, never objects, and are idempotent: a message may come twice."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import dramatiq
+
+from jobs.runtime import broker, context
+from plugin.db.base import utcnow
+from plugin.inbox import service as inbox
+
+
+@dramatiq.actor(actor_name="inbox.fold", max_retries=0, time_limit=300_000, broker=broker)
+async def fold_event(event_id: int) -> None:
+    ctx = context()
+    await inbox.fold(ctx.db, event_id, max_attempts=ctx.settings.fold_max_attempts)
+
+
+@dramatiq.actor(actor_name="inbox.sweep", max_retries=0, time_limit=300_000, broker=broker)
+async def sweep_inbox() -> None:
+    ctx = context()
+    async with ctx.db.session() as session:
+        due = await inbox.due_for_folding(
+            session,
+            now=utcnow(),
+            min_age=timedelta(seconds=ctx.settings.sweep_min_age_seconds),
+        )
+        await session.commit()
+    for event_id in due:
+        fold_event.send(event_id=event_id)

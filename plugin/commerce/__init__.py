@@ -1,0 +1,1 @@
+"""Orders, checkouts and fulfillments as the CRM keeps them (snapshots of Saleor's)."""

@@ -1,0 +1,177 @@
+"""Folding CHECKOUT_* events: snapshots kept after Saleor deletes the checkout."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from plugin.commerce.models import Checkout, CheckoutLine, CheckoutState, Order
+from plugin.commerce.orders import checkout_keys
+from plugin.profiles.contacts import claims_for, language, location_fields, name_fields
+from plugin.profiles.fields import apply_fields, apply_source
+from plugin.profiles.identity import resolve
+from plugin.profiles.models import Profile
+from plugin.saleor.payloads import (
+    JSON,
+    amount,
+    currency_of,
+    gross,
+    metadata_dict,
+    normalise_email,
+    parse_datetime,
+    require,
+    require_datetime,
+    source_from_metadata,
+)
+from plugin.timeline.service import record
+
+EVENT_TITLES = {
+    "checkout_created": "Checkout started",
+    "checkout_updated": "Checkout updated",
+    "checkout_fully_paid": "Checkout paid",
+    "checkout_metadata_updated": "Checkout metadata updated",
+}
+
+
+def _apply_snapshot(checkout: Checkout, data: JSON, updated_at: object) -> None:
+    total = data.get("totalPrice") or {}
+    channel = data.get("channel") or {}
+    meta = metadata_dict(data.get("metadata"))
+    user = data.get("user") if isinstance(data.get("user"), dict) else None
+    lines = data.get("lines") or []
+    checkout.token = str(data["token"]) if data.get("token") else None
+    checkout.email = normalise_email(data.get("email"))
+    checkout.saleor_user_id = user.get("id") if user else None
+    checkout.channel_slug = channel.get("slug")
+    checkout.currency = currency_of(total.get("gross"), {"currency": channel.get("currencyCode")})
+    checkout.total_gross = gross(total)
+    checkout.subtotal_gross = gross(data.get("subtotalPrice"))
+    checkout.lines_count = len(lines)
+    checkout.quantity = sum(int(line.get("quantity") or 0) for line in lines)
+    checkout.charge_status = data.get("chargeStatus")
+    checkout.voucher_code = data.get("voucherCode")
+    checkout.language = language(data.get("languageCode"))
+    checkout.saleor_metadata = meta
+    for name, value in source_from_metadata(meta).items():
+        setattr(checkout, name, value)
+
+
+def _lines(checkout: Checkout, data: JSON) -> list[CheckoutLine]:
+    result = []
+    for line in data.get("lines") or []:
+        variant = line.get("variant") or {}
+        product = variant.get("product") or {}
+        category = product.get("category") or {}
+        price = (line.get("totalPrice") or {}).get("gross")
+        result.append(
+            CheckoutLine(
+                installation_id=checkout.installation_id,
+                checkout_id=checkout.id,
+                saleor_id=str(line.get("id") or ""),
+                product_id=product.get("id"),
+                product_name=product.get("name") or "",
+                variant_id=variant.get("id"),
+                variant_name=variant.get("name"),
+                sku=variant.get("sku"),
+                category_id=category.get("id"),
+                category_name=category.get("name"),
+                quantity=int(line.get("quantity") or 0),
+                total_price_gross=amount(price),
+                currency=currency_of(price, {"currency": checkout.currency}),
+            )
+        )
+    return result
+
+
+async def fold_checkout_event(
+    session: AsyncSession, installation_id: int, event_type: str, event: JSON
+) -> list[Profile]:
+    data = require(event, "checkout")
+    saleor_id = str(require(data, "id"))
+    issued_at = require_datetime(event.get("issuedAt"), "issuedAt")
+    updated_at = parse_datetime(data.get("updatedAt")) or issued_at
+    billing, shipping = data.get("billingAddress"), data.get("shippingAddress")
+
+    claims = claims_for(data.get("user"), data.get("email"), billing, shipping)
+    profile = await resolve(session, installation_id, claims, updated_at)
+
+    checkout = await session.scalar(
+        select(Checkout).where(
+            Checkout.installation_id == installation_id, Checkout.saleor_id == saleor_id
+        )
+    )
+    if checkout is None:
+        checkout = Checkout(
+            installation_id=installation_id,
+            saleor_id=saleor_id,
+            started_at=parse_datetime(data.get("created")) or updated_at,
+            source_updated_at=updated_at,
+        )
+        _apply_snapshot(checkout, data, updated_at)
+        session.add(checkout)
+        await session.flush()
+        session.add_all(_lines(checkout, data))
+    elif updated_at >= checkout.source_updated_at:
+        _apply_snapshot(checkout, data, updated_at)
+        checkout.source_updated_at = updated_at
+        await session.execute(delete(CheckoutLine).where(CheckoutLine.checkout_id == checkout.id))
+        session.add_all(_lines(checkout, data))
+    if profile is not None:
+        checkout.profile_id = profile.id
+
+    # The order may have arrived first (deliveries are unordered).
+    keys = checkout_keys(saleor_id) + ([checkout.token] if checkout.token else [])
+    order_id = await session.scalar(
+        select(Order.saleor_id).where(
+            Order.installation_id == installation_id, or_(Order.checkout_saleor_id.in_(keys))
+        )
+    )
+    if order_id is not None:
+        checkout.state, checkout.order_saleor_id = CheckoutState.CONVERTED, order_id
+    await session.flush()
+
+    if profile is None:
+        return []
+    apply_fields(
+        profile,
+        updated_at,
+        {
+            "email": claims.email,
+            "language": checkout.language,
+            **name_fields(billing or shipping),
+            **location_fields(shipping or billing),
+        },
+    )
+    apply_source(
+        profile,
+        checkout.started_at,
+        {
+            n: getattr(checkout, n)
+            for n in (
+                "utm_source",
+                "utm_medium",
+                "utm_campaign",
+                "utm_term",
+                "utm_content",
+                "referrer",
+            )
+        },
+    )
+    await record(
+        session,
+        installation_id=installation_id,
+        profile_id=profile.id,
+        kind=event_type,
+        occurred_at=issued_at,
+        subject_type="checkout",
+        subject_id=saleor_id,
+        summary=f"{EVENT_TITLES.get(event_type, 'Checkout')} — {checkout.quantity} item(s), "
+        f"{checkout.total_gross} {checkout.currency}",
+        data={
+            "lines": checkout.lines_count,
+            "total": str(checkout.total_gross),
+            "currency": checkout.currency,
+        },
+        dedup_key=f"{event_type}:{saleor_id}:{issued_at.isoformat()}",
+    )
+    return [profile]

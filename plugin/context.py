@@ -1,0 +1,37 @@
+"""What request handlers and jobs share: settings, database, HTTP client, secrets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import httpx
+
+from plugin.db.engine import Database
+from plugin.kit.crypto import SecretBox
+from plugin.settings import Settings
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    db: Database
+    box: SecretBox
+    http: httpx.AsyncClient = field(init=False)
+    # Last JWKS refetch per installation: a flood of forged signatures must not turn
+    # into a flood of requests to Saleor.
+    jwks_refetched_at: dict[int, float] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, settings: Settings) -> AppContext:
+        return cls(settings, Database(settings), SecretBox(settings.secret_key.get_secret_value()))
+
+    async def open(self) -> None:
+        self.http = httpx.AsyncClient(
+            timeout=httpx.Timeout(self.settings.http_timeout_seconds, connect=5.0),
+            follow_redirects=False,
+            headers={"User-Agent": "saleor-crm"},
+        )
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        await self.db.dispose()

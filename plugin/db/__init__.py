@@ -1,0 +1,1 @@
+"""Database: declarative base, engines for SQLite and PostgreSQL, the unit of work."""

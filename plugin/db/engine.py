@@ -1,0 +1,90 @@
+"""Async engines for SQLite (WAL, foreign keys) and PostgreSQL.
+
+One engine per event loop: the web server and the Dramatiq worker's event-loop thread
+each get their own pool, since asyncpg connections are bound to the loop that made them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from plugin.settings import Settings
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Autocommit at the driver level: SQLAlchemy emits BEGIN itself (see _sqlite_begin).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # IMMEDIATE takes the write lock up front: two deferred transactions that both read
+    # and then write would fail with SQLITE_BUSY instead of waiting for each other.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def build_engine(settings: Settings) -> AsyncEngine:
+    url = make_url(settings.async_database_url)
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs = {"connect_args": {"timeout": 15}}
+    else:
+        kwargs.update(pool_size=10, max_overflow=20)
+    engine = create_async_engine(url, **kwargs)
+    if url.get_backend_name() == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+    return engine
+
+
+class Database:
+    """Hands out sessions from an engine made for the running event loop."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._engines: dict[int, tuple[AsyncEngine, async_sessionmaker[AsyncSession]]] = {}
+
+    @property
+    def dialect(self) -> str:
+        return "sqlite" if self.settings.is_sqlite else "postgresql"
+
+    def _current(self) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
+        loop_id = id(asyncio.get_running_loop())
+        pair = self._engines.get(loop_id)
+        if pair is None:
+            engine = build_engine(self.settings)
+            pair = (engine, async_sessionmaker(engine, expire_on_commit=False))
+            self._engines[loop_id] = pair
+        return pair
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._current()[0]
+
+    def session(self) -> AsyncSession:
+        return self._current()[1]()
+
+    async def dispose(self) -> None:
+        """Close the pool of the running loop (others are closed by their own loops)."""
+        loop_id = id(asyncio.get_running_loop())
+        pair = self._engines.pop(loop_id, None)
+        if pair is not None:
+            await pair[0].dispose()

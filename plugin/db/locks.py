@@ -1,0 +1,20 @@
+"""Serialising work on one installation's data inside a transaction.
+
+PostgreSQL: a transaction-scoped advisory lock. SQLite: every transaction already starts
+with `BEGIN IMMEDIATE` (plugin.db.engine), which holds the single database write lock.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+FOLD_LOCK_NAMESPACE = 0x5C1  # keeps our advisory keys apart from other users of the DB
+
+
+async def lock_installation(session: AsyncSession, installation_id: int) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(:ns, :key)"),
+            {"ns": FOLD_LOCK_NAMESPACE, "key": installation_id},
+        )

@@ -1,0 +1,46 @@
+"""Dispatch of one stored event to the domain code of its family, then the figures."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from plugin.commerce.checkouts import fold_checkout_event
+from plugin.commerce.fulfillments import fold_fulfillment_event
+from plugin.commerce.orders import fold_order_event
+from plugin.profiles.aggregates import recompute
+from plugin.profiles.customers import fold_customer_event
+from plugin.profiles.models import Profile
+from plugin.saleor.events import family_of
+from plugin.saleor.installations import fold_app_event
+from plugin.saleor.payloads import JSON, PayloadError
+
+Folder = Callable[[AsyncSession, int, str, JSON], Awaitable[list[Profile]]]
+
+FOLDERS: dict[str, Folder] = {
+    "checkout": fold_checkout_event,
+    "order": fold_order_event,
+    "fulfillment": fold_fulfillment_event,
+    "customer": fold_customer_event,
+    "app": fold_app_event,
+}
+
+
+async def fold_payload(
+    session: AsyncSession, installation_id: int, event_type: str, payload: JSON
+) -> list[int]:
+    """Fold the event and refresh the figures of every profile it touched; returns their ids."""
+    family = family_of(event_type)
+    if family is None:
+        raise PayloadError(f"unsupported event {event_type!r}")
+    touched = await FOLDERS[family](session, installation_id, event_type, payload)
+    ids: list[int] = []
+    for profile in touched:
+        if profile.id in ids:
+            continue
+        if await session.get(Profile, profile.id) is None:  # merged away meanwhile
+            continue
+        await recompute(session, profile)
+        ids.append(profile.id)
+    return ids

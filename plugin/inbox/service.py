@@ -1,0 +1,186 @@
+"""Storing verified events (before answering Saleor) and folding them (after the commit).
+
+Folding retries with backoff while the error looks transient; a payload the domain cannot
+fold (`PayloadError`) is marked failed at once. Failed events keep their error and can be
+replayed; the sweeper re-drives events that were stored but never folded (a crash, a
+Redis outage between commit and enqueue).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from plugin.db.base import utcnow
+from plugin.db.engine import Database
+from plugin.db.locks import lock_installation
+from plugin.db.upsert import insert_ignore
+from plugin.inbox.folding import fold_payload
+from plugin.inbox.models import InboxEvent, InboxStatus
+from plugin.kit.after_commit import enqueue_after_commit, unit_of_work
+from plugin.ops.logging import bind
+from plugin.ops.metrics import FOLD_FAILURES, FOLD_LATENCY
+from plugin.saleor.payloads import PayloadError
+
+logger = logging.getLogger(__name__)
+
+FOLD_ACTOR = "inbox.fold"
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    id: int | None  # None: a duplicate of an event already stored
+    duplicate: bool
+
+
+def body_hash(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+async def store(
+    session: AsyncSession,
+    *,
+    installation_id: int,
+    event_type: str,
+    body: bytes,
+    issued_at: datetime | None,
+    saleor_version: str | None,
+) -> StoredEvent:
+    """Insert the raw event once; a redelivery (same bytes) is recognised and not re-folded."""
+    new_id = await insert_ignore(
+        session,
+        InboxEvent,
+        {
+            "installation_id": installation_id,
+            "event_type": event_type,
+            "body_sha256": body_hash(body),
+            "body": body.decode("utf-8"),
+            "issued_at": issued_at,
+            "saleor_version": saleor_version,
+            "received_at": utcnow(),
+            "status": InboxStatus.PENDING,
+            "attempts": 0,
+        },
+        conflict_columns=["installation_id", "event_type", "body_sha256"],
+    )
+    if new_id is None:
+        return StoredEvent(None, duplicate=True)
+    enqueue_after_commit(session, FOLD_ACTOR, event_id=new_id)
+    return StoredEvent(new_id, duplicate=False)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """10 s, 20 s, 40 s … capped at one hour."""
+    return timedelta(seconds=min(10 * 2 ** max(attempts - 1, 0), 3600))
+
+
+async def fold(db: Database, event_id: int, *, max_attempts: int = 8) -> bool:
+    """Fold one stored event. True when it is folded (now or before)."""
+    started = time.perf_counter()
+    try:
+        async with unit_of_work(db) as session:
+            event = await session.get(InboxEvent, event_id)
+            if event is None or event.status is InboxStatus.DONE:
+                return event is not None
+            bind(installation_id=event.installation_id, event=event.event_type, inbox_id=event.id)
+            await lock_installation(session, event.installation_id)
+            # Re-read under the lock: a concurrent fold of the same row may have finished.
+            await session.refresh(event)
+            status: InboxStatus = event.status
+            if status is InboxStatus.DONE:
+                return True
+            payload = json.loads(event.body)
+            await fold_payload(session, event.installation_id, event.event_type, payload)
+            event.status = InboxStatus.DONE
+            event.attempts += 1
+            event.folded_at = utcnow()
+            event.last_error = None
+            event.next_attempt_at = None
+            received_at, event_type = event.received_at, event.event_type
+    except Exception as exc:
+        await _record_failure(db, event_id, exc, max_attempts)
+        return False
+    FOLD_LATENCY.labels(event=event_type).observe(
+        max((utcnow() - received_at).total_seconds(), time.perf_counter() - started)
+    )
+    return True
+
+
+async def _record_failure(db: Database, event_id: int, exc: Exception, max_attempts: int) -> None:
+    permanent = isinstance(exc, PayloadError | json.JSONDecodeError | KeyError | TypeError)
+    if permanent:
+        logger.warning("event %s cannot be folded: %s", event_id, exc)
+    else:
+        logger.exception("folding event %s failed; it will be retried", event_id)
+    try:
+        async with unit_of_work(db) as session:
+            event = await session.get(InboxEvent, event_id)
+            if event is None:
+                return
+            event.attempts += 1
+            event.status = InboxStatus.FAILED
+            event.last_error = f"{type(exc).__name__}: {exc}"[:4000]
+            give_up = permanent or event.attempts >= max_attempts
+            event.next_attempt_at = None if give_up else utcnow() + retry_delay(event.attempts)
+            FOLD_FAILURES.labels(event=event.event_type, permanent=str(give_up).lower()).inc()
+    except Exception:  # the database is down: the sweeper finds the row still pending
+        logger.exception("could not record the failure of event %s", event_id)
+
+
+async def due_for_folding(
+    session: AsyncSession, *, now: datetime, min_age: timedelta, limit: int = 500
+) -> list[int]:
+    """Events stored but not folded in time, and failed events whose retry time has come."""
+    rows = await session.scalars(
+        select(InboxEvent.id)
+        .where(
+            or_(
+                (InboxEvent.status == InboxStatus.PENDING)
+                & (InboxEvent.received_at <= now - min_age),
+                (InboxEvent.status == InboxStatus.FAILED) & (InboxEvent.next_attempt_at <= now),
+            )
+        )
+        .order_by(InboxEvent.id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def replay(
+    session: AsyncSession, *, installation_id: int | None = None, event_ids: list[int] | None = None
+) -> list[int]:
+    """Put failed events back in line (e.g. after a fix was deployed)."""
+    query = select(InboxEvent.id).where(InboxEvent.status == InboxStatus.FAILED)
+    if installation_id is not None:
+        query = query.where(InboxEvent.installation_id == installation_id)
+    if event_ids is not None:
+        query = query.where(InboxEvent.id.in_(event_ids))
+    ids = list(await session.scalars(query))
+    if ids:
+        await session.execute(
+            update(InboxEvent)
+            .where(InboxEvent.id.in_(ids))
+            .values(status=InboxStatus.PENDING, next_attempt_at=None, attempts=0)
+        )
+    for event_id in ids:
+        enqueue_after_commit(session, FOLD_ACTOR, event_id=event_id)
+    return ids
+
+
+async def backlog(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(
+        select(InboxEvent.status, func.count())
+        .where(InboxEvent.status != InboxStatus.DONE)
+        .group_by(InboxEvent.status)
+    )
+    counts = {s.value: 0 for s in InboxStatus if s is not InboxStatus.DONE}
+    for status, count in rows.all():
+        counts[InboxStatus(status).value] = count
+    return counts

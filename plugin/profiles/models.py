@@ -1,0 +1,110 @@
+"""Profiles, the identities that point at them, and their per-currency totals."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Boolean, Enum, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from plugin.db.base import ZERO, Base, JSONType, Money, TenantMixin, TimestampMixin
+
+
+class IdentityKind(enum.StrEnum):
+    SALEOR_USER = "saleor_user"
+    EMAIL = "email"
+    PHONE = "phone"
+
+
+class ConsentState(enum.StrEnum):
+    GRANTED = "granted"
+    DENIED = "denied"
+
+
+class Profile(TenantMixin, TimestampMixin, Base):
+    __tablename__ = "profiles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    saleor_user_id: Mapped[str | None] = mapped_column(String(256), index=True)
+    email: Mapped[str | None] = mapped_column(String(320), index=True)
+    phone: Mapped[str | None] = mapped_column(String(32))
+    first_name: Mapped[str | None] = mapped_column(String(256))
+    last_name: Mapped[str | None] = mapped_column(String(256))
+    language: Mapped[str | None] = mapped_column(String(16))
+    city: Mapped[str | None] = mapped_column(String(256))
+    country: Mapped[str | None] = mapped_column(String(2))
+    note: Mapped[str | None] = mapped_column(Text)
+    external_reference: Mapped[str | None] = mapped_column(String(256))
+    is_active: Mapped[bool | None] = mapped_column(Boolean)
+    is_confirmed: Mapped[bool | None] = mapped_column(Boolean)
+    date_joined: Mapped[datetime | None]
+    last_login: Mapped[datetime | None]
+    addresses: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
+    saleor_metadata: Mapped[dict[str, Any] | None]
+
+    # "Source time wins", per field: {field: Saleor timestamp of the value it holds}.
+    field_times: Mapped[dict[str, Any] | None]
+    customer_updated_at: Mapped[datetime | None]
+    saleor_deleted_at: Mapped[datetime | None]
+
+    # First touch: the UTM source of the earliest order or checkout that carried one.
+    utm_source: Mapped[str | None] = mapped_column(String(256))
+    utm_medium: Mapped[str | None] = mapped_column(String(256))
+    utm_campaign: Mapped[str | None] = mapped_column(String(256))
+    utm_term: Mapped[str | None] = mapped_column(String(256))
+    utm_content: Mapped[str | None] = mapped_column(String(256))
+    referrer: Mapped[str | None] = mapped_column(String(2048))
+    source_at: Mapped[datetime | None]
+
+    # Aggregates, recomputed from the orders on every fold that touches the profile.
+    orders_count: Mapped[int] = mapped_column(Integer, default=0)
+    paid_orders_count: Mapped[int] = mapped_column(Integer, default=0)
+    cancelled_orders_count: Mapped[int] = mapped_column(Integer, default=0)
+    refunded_orders_count: Mapped[int] = mapped_column(Integer, default=0)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    total_spent: Mapped[Decimal] = mapped_column(Money, default=ZERO)
+    average_order_value: Mapped[Decimal] = mapped_column(Money, default=ZERO)
+    first_order_at: Mapped[datetime | None]
+    last_order_at: Mapped[datetime | None]
+    average_days_between_orders: Mapped[float | None] = mapped_column(Float)
+    last_checkout_at: Mapped[datetime | None]
+
+
+class Identity(TenantMixin, TimestampMixin, Base):
+    """A key that names a person. Consent belongs to the identity (this address, this
+    phone), not to the profile, so merging profiles never spreads consent."""
+
+    __tablename__ = "identities"
+    __table_args__ = (UniqueConstraint("installation_id", "kind", "value"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    profile_id: Mapped[int] = mapped_column(
+        ForeignKey("profiles.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[IdentityKind] = mapped_column(Enum(IdentityKind, native_enum=False, length=16))
+    value: Mapped[str] = mapped_column(String(320))
+    marketing_consent: Mapped[ConsentState | None] = mapped_column(
+        Enum(ConsentState, native_enum=False, length=16)
+    )
+    consent_updated_at: Mapped[datetime | None]
+    consent_source: Mapped[str | None] = mapped_column(String(256))
+
+
+class ProfileTotal(TenantMixin, Base):
+    """Money figures per currency: a shop selling in several currencies never adds them up."""
+
+    __tablename__ = "profile_totals"
+    __table_args__ = (UniqueConstraint("profile_id", "currency"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    profile_id: Mapped[int] = mapped_column(
+        ForeignKey("profiles.id", ondelete="CASCADE"), index=True
+    )
+    currency: Mapped[str] = mapped_column(String(3))
+    orders_count: Mapped[int] = mapped_column(Integer, default=0)
+    paid_orders_count: Mapped[int] = mapped_column(Integer, default=0)
+    total_spent: Mapped[Decimal] = mapped_column(Money, default=ZERO)
+    average_order_value: Mapped[Decimal] = mapped_column(Money, default=ZERO)

@@ -1,0 +1,1 @@
+"""The Saleor app protocol: manifest, registration, JWKS/JWS verification, API client."""

@@ -1,0 +1,71 @@
+"""A thin async client for Saleor's GraphQL API and its JWKS endpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+QUERIES_DIR = Path(__file__).resolve().parents[2] / "graphql" / "queries"
+
+
+def load_query(name: str) -> str:
+    """The documents the app sends live in `graphql/queries/` (validated in a test)."""
+    return (QUERIES_DIR / f"{name}.graphql").read_text()
+
+
+class SaleorError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def jwks_url(saleor_api_url: str) -> str:
+    """`<origin>/.well-known/jwks.json`, exactly as app-sdk derives it."""
+    parts = urlsplit(saleor_api_url)
+    return f"{parts.scheme}://{parts.netloc}/.well-known/jwks.json"
+
+
+class SaleorClient:
+    def __init__(self, http: httpx.AsyncClient, saleor_api_url: str, token: str | None = None):
+        self.http = http
+        self.saleor_api_url = saleor_api_url
+        self.token = token
+
+    async def execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            response = await self.http.post(
+                self.saleor_api_url,
+                json={"query": query, "variables": variables or {}},
+                headers=headers,
+            )
+        except httpx.HTTPError as exc:
+            raise SaleorError("SALEOR_UNREACHABLE", f"cannot reach Saleor: {exc}") from exc
+        if response.status_code != 200:
+            raise SaleorError("SALEOR_ERROR", f"Saleor answered HTTP {response.status_code}")
+        try:
+            body: dict[str, Any] = response.json()
+        except ValueError as exc:
+            raise SaleorError("SALEOR_ERROR", "Saleor answered with invalid JSON") from exc
+        return body
+
+    async def app_id(self) -> str | None:
+        """The id of the app that owns the token, or None when Saleor does not know it."""
+        body = await self.execute(load_query("app_id"))
+        app = (body.get("data") or {}).get("app")
+        return app.get("id") if isinstance(app, dict) else None
+
+    async def fetch_jwks(self) -> dict[str, Any]:
+        try:
+            response = await self.http.get(jwks_url(self.saleor_api_url))
+            response.raise_for_status()
+            jwks: dict[str, Any] = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise SaleorError("JWKS_NOT_AVAILABLE", f"cannot fetch Saleor's JWKS: {exc}") from exc
+        if not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
+            raise SaleorError("JWKS_NOT_AVAILABLE", "Saleor's JWKS holds no keys")
+        return jwks

@@ -1,0 +1,78 @@
+"""HTTP side of the app protocol: `GET /api/manifest` and `POST /api/register`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from plugin.context import AppContext
+from plugin.kit.after_commit import unit_of_work
+from plugin.saleor import installations
+from plugin.saleor.client import SaleorClient
+from plugin.saleor.manifest import build_manifest
+
+logger = logging.getLogger(__name__)
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse(
+        {"success": False, "error": {"code": code, "message": message}}, status_code=status
+    )
+
+
+async def manifest(request: Request) -> Response:
+    ctx: AppContext = request.app.state.ctx
+    return JSONResponse(build_manifest(ctx.settings.public_url))
+
+
+async def register(request: Request) -> Response:
+    """Saleor posts the app token here at install; the request itself is not signed, so the
+    token is proven against the Saleor named by the header before anything is stored."""
+    ctx: AppContext = request.app.state.ctx
+    api_url = request.headers.get("saleor-api-url", "").strip()
+    if not api_url:
+        return _error(400, "MISSING_SALEOR_API_URL", "Missing Saleor-Api-Url header.")
+    parts = urlsplit(api_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return _error(400, "INVALID_SALEOR_API_URL", "Saleor-Api-Url is not an http(s) URL.")
+    if not ctx.settings.saleor_url_allowed(api_url):
+        return _error(403, "SALEOR_URL_PROHIBITED", "This Saleor instance may not install the app.")
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        return _error(400, "INVALID_JSON", "Body is not valid JSON.")
+    token = body.get("auth_token") if isinstance(body, dict) else None
+    if not isinstance(token, str) or not token:
+        return _error(400, "MISSING_AUTH_TOKEN", "Missing auth token.")
+
+    try:
+        app = await installations.verify_app(SaleorClient(ctx.http, api_url, token))
+    except installations.RegisterError as exc:
+        logger.warning("register refused: %s", exc.message, extra={"saleor_api_url": api_url})
+        return _error(exc.status, exc.code, exc.message)
+    try:
+        async with unit_of_work(ctx.db) as session:
+            installation = await installations.save(
+                session,
+                app,
+                ctx.box,
+                saleor_domain=request.headers.get("saleor-domain", parts.netloc),
+                saleor_version=request.headers.get("saleor-schema-version"),
+            )
+    except Exception:
+        logger.exception("register could not store the installation")
+        return _error(503, "UNAVAILABLE", "The app could not store the installation; retry.")
+    logger.info("installed", extra={"installation_id": installation.id, "saleor_api_url": api_url})
+    return JSONResponse({"success": True})
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/api/manifest", manifest, methods=["GET"]),
+        Route("/api/register", register, methods=["POST"]),
+    ]

@@ -1,0 +1,92 @@
+"""Configuration from the environment (and a `.env` file), with defaults that let
+`make run` work on a bare machine."""
+
+from __future__ import annotations
+
+import fnmatch
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DATA_DIR = Path("var")
+
+
+def _default_secret_key() -> str:
+    """A key made once and kept in `var/secret_key`, so encrypted tokens survive restarts."""
+    path = DATA_DIR / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    host: str = "0.0.0.0"
+    port: int = 8000
+    app_url: str = ""
+    database_url: str = f"sqlite:///{DATA_DIR}/crm.sqlite3"
+    redis_url: str = ""
+    dramatiq_namespace: str = "saleor-crm"
+    # None: run the Dramatiq worker inside the web process exactly when REDIS_URL is unset.
+    run_worker_in_process: bool | None = None
+    smtp_url: str = ""
+    secret_key: SecretStr = Field(default_factory=lambda: SecretStr(_default_secret_key()))
+    allowed_saleor_urls: str = "*"
+    log_level: str = "INFO"
+
+    max_webhook_body_bytes: int = 5 * 1024 * 1024
+    sweep_interval_seconds: float = 30.0
+    sweep_min_age_seconds: float = 20.0
+    fold_max_attempts: int = 8
+    http_timeout_seconds: float = 10.0
+
+    @property
+    def public_url(self) -> str:
+        """Base URL that Saleor and browsers use to reach the app, without a trailing slash."""
+        return (self.app_url or f"http://localhost:{self.port}").rstrip("/")
+
+    @cached_property
+    def saleor_url_patterns(self) -> list[str]:
+        return [p.strip() for p in self.allowed_saleor_urls.split(",") if p.strip()]
+
+    def saleor_url_allowed(self, saleor_api_url: str) -> bool:
+        """`ALLOWED_SALEOR_URLS` is a comma-separated list of shell-style patterns."""
+        return any(fnmatch.fnmatchcase(saleor_api_url, p) for p in self.saleor_url_patterns)
+
+    @property
+    def async_database_url(self) -> str:
+        """The URL with the async driver SQLAlchemy needs (asyncpg / aiosqlite)."""
+        url = self.database_url
+        for prefix, driver in (
+            ("postgresql+asyncpg://", None),
+            ("postgresql+psycopg://", "postgresql+asyncpg://"),
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("postgres://", "postgresql+asyncpg://"),
+            ("sqlite+aiosqlite://", None),
+            ("sqlite://", "sqlite+aiosqlite://"),
+        ):
+            if url.startswith(prefix):
+                return url if driver is None else driver + url[len(prefix) :]
+        raise ValueError(f"DATABASE_URL must be a postgresql:// or sqlite:// URL, got {url!r}")
+
+    @property
+    def worker_in_process(self) -> bool:
+        if self.run_worker_in_process is None:
+            return not self.redis_url
+        return self.run_worker_in_process
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.async_database_url.startswith("sqlite")
+
+
+def get_settings() -> Settings:
+    return Settings()

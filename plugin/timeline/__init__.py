@@ -1,0 +1,1 @@
+"""One ordered stream of everything that happened to a customer."""

@@ -1,0 +1,279 @@
+"""A Saleor instance for tests: JWKS, the GraphQL endpoint, signed webhooks, dashboard JWTs.
+
+It speaks Saleor's real protocol (PLATFORM.md §2, §3, §6) on a loopback port: webhooks are
+compact detached RS256 JWS over the raw body (RFC 7797, `b64: false`); every GraphQL
+query the app sends is validated against Saleor's own schema before it is answered.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import string
+import threading
+import time
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+from graphql import execute_sync, parse, validate
+from graphql.error import GraphQLError
+from jwt.algorithms import RSAAlgorithm
+
+from tests.saleor_schema import saleor_schema
+
+SALEOR_VERSION = "3.23.28"
+TOKEN_ALPHABET = string.ascii_letters + string.digits
+
+FAMILY_PATHS = {
+    "checkout": "/api/webhooks/checkout",
+    "order": "/api/webhooks/order",
+    "fulfillment": "/api/webhooks/fulfillment",
+    "customer": "/api/webhooks/customer",
+    "app": "/api/webhooks/app",
+}
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def global_id(kind: str, ident: object) -> str:
+    return base64.b64encode(f"{kind}:{ident}".encode()).decode()
+
+
+class _Key:
+    def __init__(self) -> None:
+        self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        public_jwk: dict[str, Any] = json.loads(RSAAlgorithm.to_jwk(self.private.public_key()))
+        # RFC 7638 thumbprint: SHA-256 of the required members in lexicographic order.
+        canonical = json.dumps(
+            {"e": public_jwk["e"], "kty": "RSA", "n": public_jwk["n"]},
+            separators=(",", ":"),
+            sort_keys=True,
+        )
+        self.kid = _b64url(hashlib.sha256(canonical.encode()).digest())
+        self.jwk = {**public_jwk, "use": "sig", "alg": "RS256", "kid": self.kid}
+
+
+class SaleorSimulator:
+    """Start with `start()` or use as a context manager; `stop()` frees the port."""
+
+    def __init__(self, app_number: int = 42) -> None:
+        self.app_id = global_id("App", app_number)
+        self.version = SALEOR_VERSION
+        self._key = _Key()
+        self._tokens: set[str] = set()
+        self.jwks_available = True
+        self.app_active = True
+        self.jwks_fetches = 0
+        self.graphql_requests: list[dict[str, Any]] = []
+        self.invalid_queries: list[str] = []
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> SaleorSimulator:
+        simulator = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def _send(self, status: int, body: Mapping[str, Any]) -> None:
+                raw = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def do_GET(self) -> None:
+                if self.path == "/.well-known/jwks.json":
+                    simulator.jwks_fetches += 1
+                    if not simulator.jwks_available:
+                        self._send(500, {"error": "unavailable"})
+                    else:
+                        self._send(200, simulator.jwks())
+                    return
+                self._send(404, {"error": "not found"})
+
+            def do_POST(self) -> None:
+                if self.path != "/graphql/":
+                    self._send(404, {"error": "not found"})
+                    return
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                status, answer = simulator._graphql(headers, raw)
+                self._send(status, answer)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> SaleorSimulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- addresses -------------------------------------------------------------------
+    @property
+    def domain(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def origin(self) -> str:
+        return f"http://{self.domain}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.origin}/graphql/"
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.origin}/.well-known/jwks.json"
+
+    # -- keys and tokens ---------------------------------------------------------------
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [self._key.jwk]}
+
+    def rotate_key(self) -> None:
+        """Saleor's RSA_PRIVATE_KEY changed: old signatures stop verifying at once."""
+        self._key = _Key()
+
+    def new_app_token(self) -> str:
+        token = "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(30))
+        self._tokens.add(token)
+        return token
+
+    def revoke_token(self, token: str) -> None:
+        self._tokens.discard(token)
+
+    # -- GraphQL endpoint --------------------------------------------------------------
+    def _token_from(self, headers: Mapping[str, str]) -> str | None:
+        auth = headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            return auth[7:].strip()
+        return headers.get("authorization-bearer") or None
+
+    def _graphql(self, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, Any]]:
+        self.graphql_requests.append({"headers": headers, "body": raw})
+        try:
+            request = json.loads(raw)
+            document = parse(request["query"])
+        except (ValueError, KeyError, GraphQLError) as exc:
+            self.invalid_queries.append(raw.decode(errors="replace"))
+            return 400, {"errors": [{"message": f"Invalid request: {exc}"}]}
+        errors = validate(saleor_schema(), document)
+        if errors:
+            self.invalid_queries.append(request["query"])
+            return 400, {"errors": [{"message": e.message} for e in errors]}
+        token = self._token_from(headers)
+        known = token in self._tokens and self.app_active
+        result = execute_sync(
+            saleor_schema(),
+            document,
+            root_value={"app": {"id": self.app_id, "name": "Saleor CRM"} if known else None},
+            variable_values=request.get("variables") or {},
+        )
+        answer: dict[str, Any] = {"data": result.data}
+        if token and not known:
+            # Saleor answers an unknown or inactive app token with a null `app`.
+            answer["errors"] = [
+                {"message": "Invalid token.", "extensions": {"exception": {"code": "InvalidToken"}}}
+            ]
+        return 200, answer
+
+    # -- what Saleor sends ---------------------------------------------------------------
+    def register_headers(self) -> dict[str, str]:
+        return {
+            "Content-Type": "application/json",
+            "Saleor-Domain": self.domain,
+            "X-Saleor-Domain": self.domain,
+            "Saleor-Api-Url": self.api_url,
+            "Saleor-Schema-Version": "3.23",
+            "User-Agent": "Saleor/3.23",
+        }
+
+    def sign(self, body: bytes) -> str:
+        """Compact detached JWS, unencoded payload (RFC 7797), as Saleor's jws_encode."""
+        return jwt.api_jws.encode(
+            body,
+            self._key.private,
+            algorithm="RS256",
+            headers={"kid": self._key.kid, "b64": False, "crit": ["b64"], "typ": "JWT"},
+            is_payload_detached=True,
+        )
+
+    def webhook_headers(self, event_type: str, body: bytes) -> dict[str, str]:
+        signature = self.sign(body)
+        return {
+            "Content-Type": "application/json",
+            "Saleor-Event": event_type,
+            "Saleor-Domain": self.domain,
+            "Saleor-Signature": signature,
+            "Saleor-Api-Url": self.api_url,
+            "X-Saleor-Event": event_type,
+            "X-Saleor-Domain": self.domain,
+            "X-Saleor-Signature": signature,
+            "User-Agent": "Saleor/3.23",
+        }
+
+    def make_jwt(self, **overrides: Any) -> str:
+        """A dashboard access token (App / AppExtension `accessToken`, PLATFORM.md §6)."""
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iat": now,
+            "exp": now + 300,
+            "iss": self.api_url,
+            "owner": "saleor",
+            "type": "thirdparty",
+            "token": secrets.token_urlsafe(12),
+            "email": "staff@example.com",
+            "user_id": global_id("User", 1),
+            "is_staff": True,
+            "app": self.app_id,
+            "permissions": ["MANAGE_USERS", "MANAGE_ORDERS", "MANAGE_CHECKOUTS"],
+            "user_permissions": ["MANAGE_USERS", "MANAGE_ORDERS", "MANAGE_CHECKOUTS"],
+        }
+        claims.update(overrides)
+        claims = {k: v for k, v in claims.items() if v is not None}
+        return jwt.encode(
+            claims, self._key.private, algorithm="RS256", headers={"kid": self._key.kid}
+        )
+
+    # -- delivering webhooks ---------------------------------------------------------------
+    @staticmethod
+    def path_for(event_type: str) -> str:
+        return FAMILY_PATHS[event_type.split("_", 1)[0]]
+
+    def deliver(self, target: str | httpx.Client, event: Any) -> httpx.Response:
+        headers = self.webhook_headers(event.event_type, event.body)
+        path = self.path_for(event.event_type)
+        if isinstance(target, httpx.Client):
+            return target.post(path, content=event.body, headers=headers)
+        return httpx.post(target.rstrip("/") + path, content=event.body, headers=headers)
+
+    async def adeliver(self, target: str | httpx.AsyncClient, event: Any) -> httpx.Response:
+        headers = self.webhook_headers(event.event_type, event.body)
+        path = self.path_for(event.event_type)
+        if isinstance(target, httpx.AsyncClient):
+            return await target.post(path, content=event.body, headers=headers)
+        async with httpx.AsyncClient() as client:
+            return await client.post(target.rstrip("/") + path, content=event.body, headers=headers)

@@ -1,0 +1,1 @@
+"""Saleor webhook endpoints: verify, store in the inbox, answer. Folding happens in jobs."""

@@ -1,0 +1,169 @@
+"""The one path every webhook takes: size limit, headers, installation, signature, inbox.
+
+Answers (Saleor retries 5xx and time-outs, never 4xx):
+- 401 unknown installation or bad signature, 400 wrong event or malformed body,
+  413 oversized body: nothing is stored;
+- 503 when the database cannot store the event, so Saleor delivers it again;
+- 200 once the event is committed to the inbox (also for a redelivered duplicate).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from plugin.context import AppContext
+from plugin.inbox import service as inbox
+from plugin.kit.after_commit import unit_of_work
+from plugin.ops.logging import bind
+from plugin.ops.metrics import WEBHOOKS_RECEIVED, WEBHOOKS_REJECTED
+from plugin.saleor.client import SaleorClient, SaleorError
+from plugin.saleor.events import spec_for
+from plugin.saleor.installations import get_by_api_url
+from plugin.saleor.jws import SignatureError, verify_detached
+from plugin.saleor.models import Installation, InstallationStatus
+from plugin.saleor.payloads import PayloadError, parse_datetime, typename_to_event
+from webhooks.errors import error_response
+
+logger = logging.getLogger(__name__)
+
+JWKS_REFETCH_INTERVAL_SECONDS = 10.0
+
+
+class Rejection(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise Rejection(400, "BAD_REQUEST", "Invalid Content-Length.")
+        if int(declared) > limit:
+            raise Rejection(413, "BODY_TOO_LARGE", f"Body larger than {limit} bytes.")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Rejection(413, "BODY_TOO_LARGE", f"Body larger than {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _header(request: Request, name: str) -> str:
+    """Saleor sends `Saleor-X` and the deprecated `X-Saleor-X`; prefer the new one."""
+    return request.headers.get(name) or request.headers.get(f"x-{name}") or ""
+
+
+def _event_body(body: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Rejection(400, "INVALID_JSON", "Body is not valid JSON.") from exc
+    if not isinstance(payload, dict):
+        raise Rejection(400, "INVALID_PAYLOAD", "Body must be a JSON object.")
+    data = payload.get("data")
+    if isinstance(data, dict) and len(data) == 1 and "__typename" not in payload:
+        # A filterable root field (`orderCreated(channels: …)`) wraps the event in `data`.
+        (inner,) = data.values()
+        if isinstance(inner, dict):
+            return inner
+    return payload
+
+
+async def _verify(ctx: AppContext, installation: Installation, signature: str, body: bytes) -> None:
+    """Verify with the cached keys; on failure refetch the JWKS once (key rotation)."""
+    try:
+        verify_detached(signature, body, installation.jwks)
+        return
+    except SignatureError as first_error:
+        last = ctx.jwks_refetched_at.get(installation.id, 0.0)
+        if time.monotonic() - last < JWKS_REFETCH_INTERVAL_SECONDS:
+            raise Rejection(401, "SIGNATURE_VERIFICATION_FAILED", str(first_error)) from None
+    ctx.jwks_refetched_at[installation.id] = time.monotonic()
+    try:
+        jwks = await SaleorClient(ctx.http, installation.saleor_api_url).fetch_jwks()
+        verify_detached(signature, body, jwks)
+    except (SaleorError, SignatureError) as exc:
+        raise Rejection(401, "SIGNATURE_VERIFICATION_FAILED", str(exc)) from None
+    async with unit_of_work(ctx.db) as session:  # the rotated key is good: keep it
+        fresh = await session.get(Installation, installation.id)
+        if fresh is not None:
+            fresh.jwks = jwks
+
+
+async def _accept(ctx: AppContext, request: Request, family: str) -> tuple[str, bool]:
+    spec = spec_for(family)
+    assert spec is not None
+    event_type = _header(request, "saleor-event").lower()
+    if event_type not in spec.events:
+        raise Rejection(
+            400, "WRONG_EVENT", f"This endpoint does not take {event_type or 'unnamed'!r} events."
+        )
+    bind(event=event_type)
+    body = await _read_body(request, ctx.settings.max_webhook_body_bytes)
+    api_url = _header(request, "saleor-api-url")
+    signature = _header(request, "saleor-signature")
+    if not api_url:
+        raise Rejection(400, "MISSING_SALEOR_API_URL", "Missing Saleor-Api-Url header.")
+    if not signature:
+        raise Rejection(401, "MISSING_SIGNATURE", "Missing Saleor-Signature header.")
+
+    async with ctx.db.session() as session:
+        installation = await get_by_api_url(session, api_url)
+        await session.commit()
+    if installation is None or (
+        installation.status is InstallationStatus.REMOVED and family != "app"
+    ):
+        raise Rejection(401, "NOT_REGISTERED", "This Saleor instance has not installed the app.")
+    bind(installation_id=installation.id)
+    await _verify(ctx, installation, signature, body)
+
+    payload = _event_body(body)
+    typename = payload.get("__typename")
+    if not isinstance(typename, str) or typename_to_event(typename) != event_type:
+        raise Rejection(
+            400, "WRONG_EVENT", f"Saleor-Event {event_type!r} does not match the payload."
+        )
+    try:
+        issued_at = parse_datetime(payload.get("issuedAt"))
+    except PayloadError as exc:
+        raise Rejection(400, "INVALID_PAYLOAD", str(exc)) from exc
+
+    async with unit_of_work(ctx.db) as session:
+        stored = await inbox.store(
+            session,
+            installation_id=installation.id,
+            event_type=event_type,
+            body=body,
+            issued_at=issued_at,
+            saleor_version=payload.get("version")
+            if isinstance(payload.get("version"), str)
+            else None,
+        )
+    return event_type, stored.duplicate
+
+
+async def receive(request: Request, family: str) -> Response:
+    ctx: AppContext = request.app.state.ctx
+    event_label = _header(request, "saleor-event").lower()[:64] or "unknown"
+    try:
+        event_type, duplicate = await _accept(ctx, request, family)
+    except Rejection as rejection:
+        WEBHOOKS_REJECTED.labels(event=event_label, reason=rejection.code).inc()
+        logger.info("webhook rejected: %s", rejection.message, extra={"code": rejection.code})
+        return error_response(rejection.status, rejection.code, rejection.message)
+    except Exception:
+        # Our own failure (e.g. the database is down): 5xx so that Saleor redelivers.
+        WEBHOOKS_REJECTED.labels(event=event_label, reason="UNAVAILABLE").inc()
+        logger.exception("webhook could not be stored")
+        return error_response(503, "UNAVAILABLE", "The event could not be stored; retry later.")
+    WEBHOOKS_RECEIVED.labels(event=event_type, duplicate=str(duplicate).lower()).inc()
+    return JSONResponse({"success": True, "duplicate": duplicate})
