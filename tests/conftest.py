@@ -188,3 +188,22 @@ async def installation_id(app_server: RunningApp, saleor: Any, db: Database) -> 
         installation = await get_by_api_url(session, saleor.api_url)
         assert installation is not None
         return installation.id
+
+
+async def new_installation(db: Database, app_id: str = "QXBwOjE=") -> int:
+    """A bare installation row (no HTTP), for tests that fold events directly."""
+    from plugin.db.base import utcnow
+    from plugin.kit.after_commit import unit_of_work
+    from plugin.saleor.models import Installation
+
+    async with unit_of_work(db) as session:
+        installation = Installation(
+            saleor_api_url=f"http://127.0.0.1:1/{uuid.uuid4().hex}/graphql/",
+            app_id=app_id,
+            token_encrypted="x",
+            jwks={"keys": []},
+            installed_at=utcnow(),
+        )
+        session.add(installation)
+        await session.flush()
+        return installation.id

@@ -15,21 +15,7 @@ from plugin.inbox import service as inbox
 from plugin.inbox.models import InboxEvent, InboxStatus
 from plugin.kit.after_commit import pending_jobs, unit_of_work
 from plugin.profiles.models import Profile
-from plugin.saleor.models import Installation
-
-
-async def _installation(db: Database) -> int:
-    async with unit_of_work(db) as session:
-        installation = Installation(
-            saleor_api_url=f"http://127.0.0.1:1/{uuid.uuid4().hex}/graphql/",
-            app_id="QXBwOjE=",
-            token_encrypted="x",
-            jwks={"keys": []},
-            installed_at=utcnow(),
-        )
-        session.add(installation)
-        await session.flush()
-        return installation.id
+from tests.conftest import new_installation
 
 
 def _customer_created(email: str) -> bytes:
@@ -60,7 +46,7 @@ async def _store(db: Database, installation_id: int, body: bytes, event: str) ->
 
 
 async def test_redelivery_is_stored_once(db: Database) -> None:
-    installation_id = await _installation(db)
+    installation_id = await new_installation(db)
     body = _customer_created("once@example.com")
     first = await _store(db, installation_id, body, "customer_created")
     second = await _store(db, installation_id, body, "customer_created")
@@ -77,7 +63,7 @@ async def test_redelivery_is_stored_once(db: Database) -> None:
 
 async def test_crash_between_store_and_fold_loses_nothing(db: Database) -> None:
     """The fold job never ran (worker crash, Redis outage): the sweeper finds the row."""
-    installation_id = await _installation(db)
+    installation_id = await new_installation(db)
     event_id = await _store(
         db, installation_id, _customer_created("crash@example.com"), "customer_created"
     )
@@ -101,7 +87,7 @@ async def test_crash_between_store_and_fold_loses_nothing(db: Database) -> None:
 
 
 async def test_unfoldable_payload_stays_failed_and_replayable(db: Database) -> None:
-    installation_id = await _installation(db)
+    installation_id = await new_installation(db)
     body = json.dumps(
         {"__typename": "OrderCreated", "issuedAt": utcnow().isoformat(), "order": None}
     ).encode()
@@ -128,7 +114,7 @@ async def test_unfoldable_payload_stays_failed_and_replayable(db: Database) -> N
 async def test_transient_failure_is_retried_with_backoff(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    installation_id = await _installation(db)
+    installation_id = await new_installation(db)
     event_id = await _store(
         db, installation_id, _customer_created("retry@example.com"), "customer_created"
     )

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from plugin.commerce.models import Checkout, CheckoutLine, CheckoutState, Order
 from plugin.commerce.orders import checkout_keys
+from plugin.kit.money import format_money
 from plugin.profiles.contacts import claims_for, language, location_fields, name_fields
 from plugin.profiles.fields import apply_fields, apply_source
 from plugin.profiles.identity import resolve
@@ -132,6 +133,8 @@ async def fold_checkout_event(
 
     if profile is None:
         return []
+    event_total = gross(data.get("totalPrice"))
+    event_quantity = sum(int(line.get("quantity") or 0) for line in data.get("lines") or [])
     apply_fields(
         profile,
         updated_at,
@@ -165,11 +168,12 @@ async def fold_checkout_event(
         occurred_at=issued_at,
         subject_type="checkout",
         subject_id=saleor_id,
-        summary=f"{EVENT_TITLES.get(event_type, 'Checkout')} — {checkout.quantity} item(s), "
-        f"{checkout.total_gross} {checkout.currency}",
+        # The entry describes this event's own snapshot, not the newest stored state.
+        summary=f"{EVENT_TITLES.get(event_type, 'Checkout')} — {event_quantity} item(s), "
+        + format_money(event_total, checkout.currency),
         data={
-            "lines": checkout.lines_count,
-            "total": str(checkout.total_gross),
+            "lines": len(data.get("lines") or []),
+            "total": str(event_total),
             "currency": checkout.currency,
         },
         dedup_key=f"{event_type}:{saleor_id}:{issued_at.isoformat()}",

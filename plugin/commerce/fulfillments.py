@@ -83,7 +83,9 @@ async def fold_fulfillment_event(
 
     if profile is None:
         return []
-    tracking = f", tracking {fulfillment.tracking_number}" if fulfillment.tracking_number else ""
+    # The entry describes this event's own snapshot, not the newest stored state.
+    event_tracking = str(data.get("trackingNumber") or "")
+    tracking = f", tracking {event_tracking}" if event_tracking else ""
     await record(
         session,
         installation_id=installation_id,

@@ -8,7 +8,14 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plugin.commerce.models import Checkout, CheckoutState, Order, OrderLine
-from plugin.profiles.contacts import claims_for, language, location_fields, name_fields
+from plugin.kit.money import format_money
+from plugin.profiles.contacts import (
+    city_name,
+    claims_for,
+    language,
+    location_fields,
+    name_fields,
+)
 from plugin.profiles.fields import apply_fields, apply_source
 from plugin.profiles.identity import resolve
 from plugin.profiles.models import Profile
@@ -78,7 +85,7 @@ def _apply_snapshot(order: Order, data: JSON, updated_at: datetime) -> None:
     order.saleor_user_id = user.get("id") if user else None
     order.checkout_saleor_id = data.get("checkoutId")
     order.language = language(data.get("languageCodeEnum"))
-    order.shipping_city = shipping.get("city") if isinstance(shipping, dict) else None
+    order.shipping_city = city_name(shipping.get("city")) if isinstance(shipping, dict) else None
     order.shipping_country = address_country(shipping)
     order.saleor_metadata = meta
     order.placed_at = parse_datetime(data.get("created")) or updated_at
@@ -220,7 +227,8 @@ async def fold_order_event(
             subject_type="order",
             subject_id=saleor_id,
             summary=EVENT_TITLES.get(event_type, "Order #{number}").format(number=number)
-            + f" — {order.total_gross} {order.currency}",
+            + " — "
+            + format_money(gross(data.get("total")), order.currency),
             data={
                 "number": order.number,
                 "status": data.get("status"),

@@ -35,11 +35,20 @@ def name_fields(person: Any) -> dict[str, Any]:
     }
 
 
+def city_name(value: Any) -> str | None:
+    """Saleor upper-cases cities when it normalises an address (`PARIS`); people write
+    `Paris`. All-caps names are title-cased so one city is one segment; others are kept."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    city = " ".join(value.split())
+    return city.title() if city.isupper() else city
+
+
 def location_fields(address: Any) -> dict[str, Any]:
     if not isinstance(address, dict):
         return {}
     return {
-        "city": _blank_to_none(address.get("city")),
+        "city": city_name(address.get("city")),
         "country": address_country(address),
         "phone": address_phone(address),
     }
