@@ -18,10 +18,11 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import asyncpg
 import httpx
@@ -38,6 +39,18 @@ MAX_RATE_REQUESTS = int(os.environ.get("BENCH_REQUESTS", "6000"))
 STEADY_RATE = 100.0
 STEADY_SECONDS = int(os.environ.get("BENCH_STEADY_SECONDS", "15"))
 BIN = Path(sys.executable).parent
+
+
+def step(message: str) -> None:
+    """Progress on stderr; stdout carries only the final JSON line."""
+    print(f"[bench webhooks] {message}", file=sys.stderr, flush=True)
+
+
+LOG_DIR = Path(tempfile.mkdtemp(prefix="crm-bench-"))
+
+
+def log_file(name: str) -> IO[bytes]:
+    return (LOG_DIR / f"{name.replace(':', '_')}.log").open("ab")
 
 
 def free_port() -> int:
@@ -65,7 +78,8 @@ def serve(app: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        # A file, not a pipe: a pipe nobody reads fills up and blocks the server.
+        stderr=log_file(app),
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -75,16 +89,24 @@ def serve(app: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
         except httpx.HTTPError:
             time.sleep(0.1)
     process.kill()
-    error = process.stderr.read() if process.stderr else b""
-    raise RuntimeError(f"{app} did not start: {error!r}")
+    raise RuntimeError(f"{app} did not start; see {LOG_DIR}")
+
+
+CUSTOMERS = int(os.environ.get("BENCH_CUSTOMERS", "2000"))
 
 
 def order_bodies(template: bytes, count: int) -> list[bytes]:
-    """Distinct ORDER_CREATED bodies (fresh order ids) made from one realistic payload."""
+    """Distinct ORDER_CREATED bodies made from one realistic payload: a fresh order id and
+    one of CUSTOMERS buyers, so profiles accumulate several orders as in a real shop."""
     payload = json.loads(template)
-    original = payload["order"]["id"]
+    original_id, original_email = payload["order"]["id"], payload["order"]["userEmail"]
     text = template.decode()
-    return [text.replace(original, f"order-{uuid.uuid4().hex}").encode() for _ in range(count)]
+    bodies = []
+    for index in range(count):
+        body = text.replace(original_id, f"order-{uuid.uuid4().hex}")
+        body = body.replace(original_email, f"buyer{index % CUSTOMERS}@example.com")
+        bodies.append(body.encode())
+    return bodies
 
 
 async def admin(sql: str) -> None:
@@ -160,6 +182,7 @@ def main() -> None:
         processes.append(baseline)
         url = f"http://127.0.0.1:{base_port}/api/webhooks/order"
         requests = [loadgen.build_request(url, b, h) for b, h in zip(bodies, headers, strict=True)]
+        step(f"baseline: {MAX_RATE_REQUESTS} requests")
         base = asyncio.run(loadgen.run(url, requests[:MAX_RATE_REQUESTS], concurrency=16))
         baseline.terminate()
         baseline.wait()
@@ -177,6 +200,7 @@ def main() -> None:
         registered.raise_for_status()
         url = f"http://127.0.0.1:{app_port}/api/webhooks/order"
         requests = [loadgen.build_request(url, b, h) for b, h in zip(bodies, headers, strict=True)]
+        step(f"app: {MAX_RATE_REQUESTS} requests (store only, no worker)")
         burst = asyncio.run(loadgen.run(url, requests[:MAX_RATE_REQUESTS], concurrency=16))
 
         worker = subprocess.Popen(
@@ -184,9 +208,10 @@ def main() -> None:
             cwd=ROOT,
             env=app_env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=log_file("worker"),
         )
         processes.append(worker)
+        step("worker draining the backlog")
         drain_start = time.perf_counter()
         while True:
             stats = asyncio.run(fold_stats(db_url))
@@ -195,6 +220,7 @@ def main() -> None:
             time.sleep(0.5)
         drain_seconds = time.perf_counter() - drain_start
 
+        step(f"steady {STEADY_RATE:.0f}/s for {STEADY_SECONDS} s with the worker running")
         steady = asyncio.run(
             loadgen.run(url, requests[MAX_RATE_REQUESTS:], concurrency=16, rate=STEADY_RATE)
         )
@@ -228,6 +254,7 @@ def main() -> None:
                 except subprocess.TimeoutExpired:
                     process.kill()
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+    step(f"server logs in {LOG_DIR}")
     print(json.dumps(figures))
 
 

@@ -12,9 +12,15 @@ from plugin.inbox import service as inbox
 
 
 @dramatiq.actor(actor_name="inbox.fold", max_retries=0, time_limit=300_000, broker=broker)
-async def fold_event(event_id: int) -> None:
+async def fold_event(event_id: int, installation_id: int | None = None) -> None:
+    """Fold a stored event: with its installation, together with everything else that
+    waits there (one batch); without, just this one (a retry or a replay)."""
     ctx = context()
-    await inbox.fold(ctx.db, event_id, max_attempts=ctx.settings.fold_max_attempts)
+    max_attempts = ctx.settings.fold_max_attempts
+    if installation_id is None:
+        await inbox.fold(ctx.db, event_id, max_attempts=max_attempts)
+    else:
+        await inbox.fold_pending(ctx.db, installation_id, max_attempts=max_attempts)
 
 
 @dramatiq.actor(actor_name="inbox.sweep", max_retries=0, time_limit=300_000, broker=broker)
@@ -27,5 +33,10 @@ async def sweep_inbox() -> None:
             min_age=timedelta(seconds=ctx.settings.sweep_min_age_seconds),
         )
         await session.commit()
-    for event_id in due:
-        fold_event.send(event_id=event_id)
+    batches: set[int] = set()
+    for event in due:
+        if event.failed:
+            fold_event.send(event_id=event.id)
+        elif event.installation_id not in batches:
+            batches.add(event.installation_id)
+            fold_event.send(event_id=event.id, installation_id=event.installation_id)

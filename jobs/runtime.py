@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 
 import dramatiq
@@ -58,8 +59,54 @@ def send(job: Job) -> None:
     broker.get_actor(job.actor).send(**job.kwargs)
 
 
+class BackgroundSender:
+    """Hands jobs to the broker from a thread, so a web request never waits on Redis.
+
+    A job still in this queue when the process dies is not lost: its state is in the
+    database (a pending inbox row) and the sweeper sends it again.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="crm-job-sender", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Job) -> None:
+        self._queue.put(job)
+
+    def _run(self) -> None:
+        while (job := self._queue.get()) is not None:
+            try:
+                send(job)
+            except Exception:  # Redis is down: the sweeper re-drives from the database
+                logger.exception("could not enqueue %s; the sweeper will retry", job.actor)
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+
+_sender: BackgroundSender | None = None
+
+
 def install_dispatcher() -> None:
-    set_dispatcher(send)
+    """Route after-commit jobs to the broker. The actors are declared first: a web process
+    without an in-process worker must still know what it sends."""
+    from jobs import actors  # noqa: F401
+
+    global _sender
+    if _sender is None:
+        _sender = BackgroundSender()
+    set_dispatcher(_sender.submit)
+
+
+def uninstall_dispatcher() -> None:
+    """Send what is queued, then stop (at shutdown)."""
+    global _sender
+    set_dispatcher(None)
+    if _sender is not None:
+        _sender.close()
+        _sender = None
 
 
 def broker_health() -> str:

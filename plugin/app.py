@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         try:
             yield
         finally:
+            runtime.uninstall_dispatcher()
             if worker is not None:
                 worker.stop()
             await ctx.close()

@@ -8,6 +8,7 @@ import httpx
 
 from plugin.db.engine import Database
 from plugin.kit.crypto import SecretBox
+from plugin.saleor.directory import InstallationDirectory
 from plugin.settings import Settings
 
 
@@ -16,10 +17,16 @@ class AppContext:
     settings: Settings
     db: Database
     box: SecretBox
+    installations: InstallationDirectory = field(init=False)
     http: httpx.AsyncClient = field(init=False)
     # Last JWKS refetch per installation: a flood of forged signatures must not turn
     # into a flood of requests to Saleor.
     jwks_refetched_at: dict[int, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.installations = InstallationDirectory(
+            self.db, self.settings.installation_cache_seconds
+        )
 
     @classmethod
     def create(cls, settings: Settings) -> AppContext:

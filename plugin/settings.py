@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     sweep_min_age_seconds: float = 20.0
     fold_max_attempts: int = 8
     http_timeout_seconds: float = 10.0
+    # How long a web process trusts what it read about an installation (0: never cache).
+    installation_cache_seconds: float = 5.0
 
     @property
     def public_url(self) -> str:

@@ -107,3 +107,23 @@ async def test_broker_outage_delays_folding_but_loses_nothing(
 
 async def _is_done(status: Any) -> bool:
     return bool(await status() is InboxStatus.DONE)
+
+
+def test_web_process_without_worker_can_enqueue_folds() -> None:
+    """`uvicorn` with a separate `make worker`: the web process declares the actors it sends
+    to (found by the benchmark: without this, only the sweeper ever folded)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from jobs import runtime; runtime.install_dispatcher(); "
+        "print(runtime.broker.get_actor('inbox.fold').actor_name)"
+    )
+    env = {**os.environ, "RUN_WORKER_IN_PROCESS": "false"}
+    env.pop("REDIS_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "inbox.fold"

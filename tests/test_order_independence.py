@@ -20,6 +20,7 @@ from plugin.db.engine import Database
 from plugin.db.locks import lock_installation
 from plugin.inbox import service as inbox
 from plugin.inbox.folding import fold_payload
+from plugin.kit import after_commit
 from plugin.kit.after_commit import unit_of_work
 from tests.conftest import new_installation
 from tests.profile_view import installation_view
@@ -140,5 +141,44 @@ async def test_reversed_order_with_every_event_twice(db: Database) -> None:
     sequence = [(i, bypass) for i in reversed(range(len(EVENTS))) for bypass in (False, True)]
     expected = await _in_order_view(db)
     installation_id = await _fold_all(db, sequence)
+    view = await installation_view(db, installation_id)
+    assert view == expected, difference(expected, view)
+
+
+@settings(
+    max_examples=max(EXAMPLES // 2, 4),
+    deadline=None,
+    derandomize=EXAMPLES == DEFAULT_EXAMPLES,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(order=st.permutations(range(len(EVENTS))), batch_size=st.integers(1, len(EVENTS)))
+async def test_batches_of_any_size_give_the_same_crm(
+    db: Database, order: list[int], batch_size: int
+) -> None:
+    """Under load the worker folds many waiting events in one transaction, recomputing
+    each touched profile once at the end; the result must not depend on the batching.
+    (A running app's sweeper may fold some of them meanwhile: that must not matter either.)"""
+    expected = await _in_order_view(db)
+    previous = after_commit._dispatcher
+    after_commit.set_dispatcher(None)  # no fold jobs: this test folds by itself
+    try:
+        installation_id = await new_installation(db)
+        for index in order:
+            event = EVENTS[index]
+            async with unit_of_work(db) as session:
+                await inbox.store(
+                    session,
+                    installation_id=installation_id,
+                    event_type=event.event_type,
+                    body=event.body,
+                    issued_at=event.issued_at,
+                    saleor_version="3.23.28",
+                )
+    finally:
+        after_commit.set_dispatcher(previous)
+    folded = 0
+    while batch := await inbox.fold_pending(db, installation_id, limit=batch_size):
+        folded += batch
+    assert 0 < folded <= len(EVENTS)
     view = await installation_view(db, installation_id)
     assert view == expected, difference(expected, view)

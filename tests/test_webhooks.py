@@ -153,15 +153,25 @@ async def test_uninstall_marks_installation_removed(
 ) -> None:
     from plugin.saleor.models import Installation, InstallationStatus
 
-    shop = FakeShop()
+    shop = FakeShop(app_id=saleor.app_id)
     response = await saleor.adeliver(app_server.base_url, shop.delete_app()[0])
     assert response.status_code == 200
-
-    async def removed() -> bool:
-        async with db.session() as session:
-            installation = await session.get(Installation, installation_id)
-        return installation is not None and installation.status is InstallationStatus.REMOVED
-
-    await eventually(removed)
+    # At once, not after the fold: the very next webhook is refused.
     later = await saleor.adeliver(app_server.base_url, _order_event(shop))
     assert later.status_code == 401
+    assert later.json()["error"]["code"] == "NOT_REGISTERED"
+    async with db.session() as session:
+        installation = await session.get(Installation, installation_id)
+    assert installation is not None
+    assert installation.status is InstallationStatus.REMOVED
+
+
+async def test_app_deleted_for_an_older_app_id_is_ignored(
+    app_server: RunningApp, saleor: Any, db: Database, installation_id: int
+) -> None:
+    """A late APP_DELETED of a previous install must not uninstall the current one."""
+    shop = FakeShop(app_id="QXBwOjE=")  # App:1, not the simulator's current app
+    response = await saleor.adeliver(app_server.base_url, shop.delete_app()[0])
+    assert response.status_code == 200
+    still = await saleor.adeliver(app_server.base_url, _order_event(shop))
+    assert still.status_code == 200

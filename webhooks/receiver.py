@@ -23,10 +23,11 @@ from plugin.kit.after_commit import unit_of_work
 from plugin.ops.logging import bind
 from plugin.ops.metrics import WEBHOOKS_RECEIVED, WEBHOOKS_REJECTED
 from plugin.saleor.client import SaleorClient, SaleorError
+from plugin.saleor.directory import KnownInstallation
 from plugin.saleor.events import spec_for
-from plugin.saleor.installations import get_by_api_url
+from plugin.saleor.installations import uninstall
 from plugin.saleor.jws import SignatureError, verify_detached
-from plugin.saleor.models import Installation, InstallationStatus
+from plugin.saleor.models import Installation
 from plugin.saleor.payloads import PayloadError, parse_datetime, typename_to_event
 from webhooks.errors import error_response
 
@@ -78,7 +79,9 @@ def _event_body(body: bytes) -> dict[str, Any]:
     return payload
 
 
-async def _verify(ctx: AppContext, installation: Installation, signature: str, body: bytes) -> None:
+async def _verify(
+    ctx: AppContext, installation: KnownInstallation, signature: str, body: bytes
+) -> None:
     """Verify with the cached keys; on failure refetch the JWKS once (key rotation)."""
     try:
         verify_detached(signature, body, installation.jwks)
@@ -97,6 +100,8 @@ async def _verify(ctx: AppContext, installation: Installation, signature: str, b
         fresh = await session.get(Installation, installation.id)
         if fresh is not None:
             fresh.jwks = jwks
+            await session.flush()
+            ctx.installations.remember(fresh)
 
 
 async def _accept(ctx: AppContext, request: Request, family: str) -> tuple[str, bool]:
@@ -116,12 +121,8 @@ async def _accept(ctx: AppContext, request: Request, family: str) -> tuple[str, 
     if not signature:
         raise Rejection(401, "MISSING_SIGNATURE", "Missing Saleor-Signature header.")
 
-    async with ctx.db.session() as session:
-        installation = await get_by_api_url(session, api_url)
-        await session.commit()
-    if installation is None or (
-        installation.status is InstallationStatus.REMOVED and family != "app"
-    ):
+    installation = await ctx.installations.get(api_url)
+    if installation is None or (not installation.active and family != "app"):
         raise Rejection(401, "NOT_REGISTERED", "This Saleor instance has not installed the app.")
     bind(installation_id=installation.id)
     await _verify(ctx, installation, signature, body)
@@ -137,17 +138,21 @@ async def _accept(ctx: AppContext, request: Request, family: str) -> tuple[str, 
     except PayloadError as exc:
         raise Rejection(400, "INVALID_PAYLOAD", str(exc)) from exc
 
-    async with unit_of_work(ctx.db) as session:
-        stored = await inbox.store(
-            session,
-            installation_id=installation.id,
-            event_type=event_type,
-            body=body,
-            issued_at=issued_at,
-            saleor_version=payload.get("version")
-            if isinstance(payload.get("version"), str)
-            else None,
-        )
+    version = payload.get("version")
+    stored = await inbox.store_now(
+        ctx.db,
+        installation_id=installation.id,
+        event_type=event_type,
+        body=body,
+        issued_at=issued_at,
+        saleor_version=version if isinstance(version, str) else None,
+    )
+    if event_type == "app_deleted" and not stored.duplicate:
+        # Uninstalling takes effect now, not when the fold runs: later webhooks get 401.
+        async with unit_of_work(ctx.db) as session:
+            removed = await uninstall(session, installation.id, payload)
+        if removed is not None:
+            ctx.installations.remember(removed)
     return event_type, stored.duplicate
 
 

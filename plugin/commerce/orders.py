@@ -157,7 +157,11 @@ async def fold_order_event(
     )
     previous_profile_id = order.profile_id if order else None
     if order is None:
-        order = Order(installation_id=installation_id, saleor_id=saleor_id)
+        order = Order(
+            installation_id=installation_id,
+            saleor_id=saleor_id,
+            profile_id=profile.id if profile is not None else None,
+        )
         _apply_snapshot(order, data, updated_at)
         session.add(order)
         await session.flush()
@@ -166,7 +170,7 @@ async def fold_order_event(
         _apply_snapshot(order, data, updated_at)
         await session.execute(delete(OrderLine).where(OrderLine.order_id == order.id))
         session.add_all(_lines(order, data))
-    if profile is not None:
+    if profile is not None and order.profile_id != profile.id:
         order.profile_id = profile.id
 
     checkout = await _source_from_checkout(session, order)

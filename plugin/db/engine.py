@@ -39,15 +39,19 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def build_engine(settings: Settings) -> AsyncEngine:
+def build_engine(settings: Settings, *, autocommit: bool = False) -> AsyncEngine:
     url = make_url(settings.async_database_url)
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    # No pre-ping: it costs a round trip per transaction. A connection that died is
+    # discarded on its first error (the webhook gets a 503 and Saleor redelivers).
+    kwargs: dict[str, Any] = {}
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         kwargs = {"connect_args": {"timeout": 15}}
     else:
-        kwargs.update(pool_size=10, max_overflow=20)
+        kwargs.update(pool_size=10, max_overflow=20, pool_recycle=1800)
+        if autocommit:
+            kwargs["isolation_level"] = "AUTOCOMMIT"
     engine = create_async_engine(url, **kwargs)
     if url.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
@@ -61,6 +65,7 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._engines: dict[int, tuple[AsyncEngine, async_sessionmaker[AsyncSession]]] = {}
+        self._autocommit: dict[int, AsyncEngine] = {}
 
     @property
     def dialect(self) -> str:
@@ -79,6 +84,17 @@ class Database:
     def engine(self) -> AsyncEngine:
         return self._current()[0]
 
+    @property
+    def autocommit_engine(self) -> AsyncEngine:
+        """PostgreSQL only: each statement commits by itself (single-statement writes on
+        hot paths, one round trip). Its own small pool, set up once per connection."""
+        loop_id = id(asyncio.get_running_loop())
+        engine = self._autocommit.get(loop_id)
+        if engine is None:
+            engine = build_engine(self.settings, autocommit=True)
+            self._autocommit[loop_id] = engine
+        return engine
+
     def session(self) -> AsyncSession:
         return self._current()[1]()
 
@@ -88,3 +104,6 @@ class Database:
         pair = self._engines.pop(loop_id, None)
         if pair is not None:
             await pair[0].dispose()
+        autocommit = self._autocommit.pop(loop_id, None)
+        if autocommit is not None:
+            await autocommit.dispose()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,16 +27,20 @@ FOLDERS: dict[str, Folder] = {
 }
 
 
-async def fold_payload(
+async def apply_payload(
     session: AsyncSession, installation_id: int, event_type: str, payload: JSON
-) -> list[int]:
-    """Fold the event and refresh the figures of every profile it touched; returns their ids."""
+) -> list[Profile]:
+    """Fold the event into the CRM's state; returns the profiles whose figures are stale."""
     family = family_of(event_type)
     if family is None:
         raise PayloadError(f"unsupported event {event_type!r}")
-    touched = await FOLDERS[family](session, installation_id, event_type, payload)
+    return await FOLDERS[family](session, installation_id, event_type, payload)
+
+
+async def refresh_figures(session: AsyncSession, profiles: Iterable[Profile]) -> list[int]:
+    """Recompute each profile's figures once (a batch may touch one profile many times)."""
     ids: list[int] = []
-    for profile in touched:
+    for profile in profiles:
         if profile.id in ids:
             continue
         if await session.get(Profile, profile.id) is None:  # merged away meanwhile
@@ -44,3 +48,11 @@ async def fold_payload(
         await recompute(session, profile)
         ids.append(profile.id)
     return ids
+
+
+async def fold_payload(
+    session: AsyncSession, installation_id: int, event_type: str, payload: JSON
+) -> list[int]:
+    """Fold one event and refresh the figures of every profile it touched; returns their ids."""
+    touched = await apply_payload(session, installation_id, event_type, payload)
+    return await refresh_figures(session, touched)

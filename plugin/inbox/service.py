@@ -21,12 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from plugin.db.base import utcnow
 from plugin.db.engine import Database
 from plugin.db.locks import lock_installation
-from plugin.db.upsert import insert_ignore
-from plugin.inbox.folding import fold_payload
+from plugin.db.upsert import insert_ignore, insert_ignore_core
+from plugin.inbox.folding import apply_payload, fold_payload, refresh_figures
 from plugin.inbox.models import InboxEvent, InboxStatus
-from plugin.kit.after_commit import enqueue_after_commit, unit_of_work
+from plugin.kit.after_commit import Job, dispatch, enqueue_after_commit, unit_of_work
 from plugin.ops.logging import bind
 from plugin.ops.metrics import FOLD_FAILURES, FOLD_LATENCY
+from plugin.profiles.models import Profile
 from plugin.saleor.payloads import PayloadError
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,63 @@ def body_hash(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
+async def store_now(
+    db: Database,
+    *,
+    installation_id: int,
+    event_type: str,
+    body: bytes,
+    issued_at: datetime | None,
+    saleor_version: str | None,
+) -> StoredEvent:
+    """`store` in a transaction of its own, then the fold job. On PostgreSQL the single
+    INSERT runs in autocommit: one round trip instead of three on the webhook path."""
+    if db.dialect != "postgresql":
+        async with unit_of_work(db) as session:
+            return await store(
+                session,
+                installation_id=installation_id,
+                event_type=event_type,
+                body=body,
+                issued_at=issued_at,
+                saleor_version=saleor_version,
+            )
+    async with db.autocommit_engine.connect() as connection:
+        new_id = await insert_ignore_core(
+            connection,
+            InboxEvent,
+            _row(installation_id, event_type, body, issued_at, saleor_version),
+            conflict_columns=DEDUP_COLUMNS,
+        )
+    if new_id is None:
+        return StoredEvent(None, duplicate=True)
+    dispatch([fold_job(new_id, installation_id)])
+    return StoredEvent(new_id, duplicate=False)
+
+
+DEDUP_COLUMNS = ["installation_id", "event_type", "body_sha256"]
+
+
+def _row(
+    installation_id: int,
+    event_type: str,
+    body: bytes,
+    issued_at: datetime | None,
+    saleor_version: str | None,
+) -> dict[str, object]:
+    return {
+        "installation_id": installation_id,
+        "event_type": event_type,
+        "body_sha256": body_hash(body),
+        "body": body.decode("utf-8"),
+        "issued_at": issued_at,
+        "saleor_version": saleor_version,
+        "received_at": utcnow(),
+        "status": InboxStatus.PENDING,
+        "attempts": 0,
+    }
+
+
 async def store(
     session: AsyncSession,
     *,
@@ -57,23 +115,18 @@ async def store(
     new_id = await insert_ignore(
         session,
         InboxEvent,
-        {
-            "installation_id": installation_id,
-            "event_type": event_type,
-            "body_sha256": body_hash(body),
-            "body": body.decode("utf-8"),
-            "issued_at": issued_at,
-            "saleor_version": saleor_version,
-            "received_at": utcnow(),
-            "status": InboxStatus.PENDING,
-            "attempts": 0,
-        },
-        conflict_columns=["installation_id", "event_type", "body_sha256"],
+        _row(installation_id, event_type, body, issued_at, saleor_version),
+        conflict_columns=DEDUP_COLUMNS,
     )
     if new_id is None:
         return StoredEvent(None, duplicate=True)
-    enqueue_after_commit(session, FOLD_ACTOR, event_id=new_id)
+    enqueue_after_commit(session, FOLD_ACTOR, event_id=new_id, installation_id=installation_id)
     return StoredEvent(new_id, duplicate=False)
+
+
+def fold_job(event_id: int, installation_id: int) -> Job:
+    """Fold this event, and whatever else of its installation is waiting, in one batch."""
+    return Job(FOLD_ACTOR, {"event_id": event_id, "installation_id": installation_id})
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -113,6 +166,70 @@ async def fold(db: Database, event_id: int, *, max_attempts: int = 8) -> bool:
     return True
 
 
+BATCH_SIZE = 200
+
+
+async def fold_pending(
+    db: Database, installation_id: int, *, limit: int = BATCH_SIZE, max_attempts: int = 8
+) -> int:
+    """Fold an installation's waiting events in one transaction; returns how many.
+
+    Under load many events wait at once: one lock, one commit and one recompute per
+    touched profile serve them all. If any event of the batch fails, the batch is rolled
+    back and its events are folded one by one, so each failure is recorded on its own.
+    """
+    started = time.perf_counter()
+    event_ids: list[int] = []
+    try:
+        async with unit_of_work(db) as session:
+            await lock_installation(session, installation_id)
+            events = list(
+                await session.scalars(
+                    select(InboxEvent)
+                    .where(
+                        InboxEvent.installation_id == installation_id,
+                        InboxEvent.status == InboxStatus.PENDING,
+                    )
+                    .order_by(InboxEvent.id)
+                    .limit(limit)
+                )
+            )
+            event_ids = [event.id for event in events]
+            touched: list[Profile] = []
+            folded_at = utcnow()
+            for event in events:
+                bind(installation_id=installation_id, event=event.event_type, inbox_id=event.id)
+                payload = json.loads(event.body)
+                touched += await apply_payload(session, installation_id, event.event_type, payload)
+            await refresh_figures(session, touched)
+            # One statement marks the whole batch folded.
+            await session.execute(
+                update(InboxEvent)
+                .where(InboxEvent.id.in_(event_ids))
+                .values(
+                    status=InboxStatus.DONE,
+                    attempts=InboxEvent.attempts + 1,
+                    folded_at=folded_at,
+                    last_error=None,
+                    next_attempt_at=None,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            timings = [(event.event_type, event.received_at) for event in events]
+    except Exception:
+        logger.info("batch of %d events failed; folding them one by one", len(event_ids))
+        for event_id in event_ids:
+            await fold(db, event_id, max_attempts=max_attempts)
+        return len(event_ids)
+    elapsed = time.perf_counter() - started
+    now = utcnow()
+    for event_type, received_at in timings:
+        FOLD_LATENCY.labels(event=event_type).observe(
+            max((now - received_at).total_seconds(), elapsed)
+        )
+    return len(timings)
+
+
 async def _record_failure(db: Database, event_id: int, exc: Exception, max_attempts: int) -> None:
     permanent = isinstance(exc, PayloadError | json.JSONDecodeError | KeyError | TypeError)
     if permanent:
@@ -134,12 +251,19 @@ async def _record_failure(db: Database, event_id: int, exc: Exception, max_attem
         logger.exception("could not record the failure of event %s", event_id)
 
 
+@dataclass(frozen=True)
+class DueEvent:
+    id: int
+    installation_id: int
+    failed: bool
+
+
 async def due_for_folding(
     session: AsyncSession, *, now: datetime, min_age: timedelta, limit: int = 500
-) -> list[int]:
+) -> list[DueEvent]:
     """Events stored but not folded in time, and failed events whose retry time has come."""
-    rows = await session.scalars(
-        select(InboxEvent.id)
+    rows = await session.execute(
+        select(InboxEvent.id, InboxEvent.installation_id, InboxEvent.status)
         .where(
             or_(
                 (InboxEvent.status == InboxStatus.PENDING)
@@ -150,7 +274,10 @@ async def due_for_folding(
         .order_by(InboxEvent.id)
         .limit(limit)
     )
-    return list(rows)
+    return [
+        DueEvent(row.id, row.installation_id, InboxStatus(row.status) is InboxStatus.FAILED)
+        for row in rows
+    ]
 
 
 async def replay(

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plugin.commerce.models import Checkout, Order
@@ -49,6 +49,15 @@ def is_paid(order: Order) -> bool:
 
 
 async def recompute(session: AsyncSession, profile: Profile) -> None:
+    # Write what is pending once, then read without autoflush: the profile's new figures
+    # go out in one UPDATE at the end instead of one per query.
+    await session.flush()
+    with session.no_autoflush:
+        await _recompute(session, profile)
+    await session.flush()
+
+
+async def _recompute(session: AsyncSession, profile: Profile) -> None:
     orders = list(
         await session.scalars(
             select(Order).where(Order.profile_id == profile.id, Order.status.not_in(NOT_PLACED))
@@ -99,17 +108,37 @@ async def recompute(session: AsyncSession, profile: Profile) -> None:
     else:
         profile.currency, profile.total_spent, profile.average_order_value = None, ZERO, ZERO
 
-    await session.execute(delete(ProfileTotal).where(ProfileTotal.profile_id == profile.id))
-    for currency, figures in per_currency.items():
-        session.add(
-            ProfileTotal(
-                installation_id=profile.installation_id,
-                profile_id=profile.id,
-                currency=currency,
-                orders_count=figures.orders,
-                paid_orders_count=figures.paid,
-                total_spent=figures.spent,
-                average_order_value=figures.average_check,
-            )
+    await _replace_totals(session, profile, per_currency)
+
+
+async def _replace_totals(
+    session: AsyncSession, profile: Profile, per_currency: dict[str, _CurrencyFigures]
+) -> None:
+    """One row per currency; rows are rewritten only when a figure changed."""
+    wanted = {
+        currency: (f.orders, f.paid, f.spent, f.average_check)
+        for currency, f in per_currency.items()
+    }
+    existing = {
+        t.currency: t
+        for t in await session.scalars(
+            select(ProfileTotal).where(ProfileTotal.profile_id == profile.id)
         )
-    await session.flush()
+    }
+    for currency, row in existing.items():
+        if currency not in wanted:
+            await session.delete(row)
+    for currency, (orders, paid, spent, average) in wanted.items():
+        row = existing.get(currency) or ProfileTotal(
+            installation_id=profile.installation_id, profile_id=profile.id, currency=currency
+        )
+        if currency not in existing:
+            session.add(row)
+        if (row.orders_count, row.paid_orders_count, row.total_spent, row.average_order_value) != (
+            orders,
+            paid,
+            spent,
+            average,
+        ):
+            row.orders_count, row.paid_orders_count = orders, paid
+            row.total_spent, row.average_order_value = spent, average

@@ -51,18 +51,28 @@ async def _owner(
 
 
 async def attach(
-    session: AsyncSession, profile: Profile, kind: IdentityKind, value: str | None
+    session: AsyncSession,
+    profile: Profile,
+    kind: IdentityKind,
+    value: str | None,
+    *,
+    known_owner: Profile | None = None,
+    looked_up: bool = False,
 ) -> None:
-    """Give `profile` the identity unless some profile already holds it."""
+    """Give `profile` the identity unless some profile already holds it. `looked_up`:
+    the caller just searched for the owner (`known_owner`), so no second query."""
     if not value:
         return
-    existing = await session.scalar(
-        select(Identity.id).where(
-            Identity.installation_id == profile.installation_id,
-            Identity.kind == kind,
-            Identity.value == value,
+    if looked_up:
+        existing = known_owner.id if known_owner is not None else None
+    else:
+        existing = await session.scalar(
+            select(Identity.id).where(
+                Identity.installation_id == profile.installation_id,
+                Identity.kind == kind,
+                Identity.value == value,
+            )
         )
-    )
     if existing is None:
         session.add(
             Identity(
@@ -90,8 +100,10 @@ async def resolve(
     )
     by_email = await _owner(session, installation_id, IdentityKind.EMAIL, claims.email)
     by_phone = None
-    if not claims.saleor_user_id and not claims.email:
+    by_phone_looked_up = not claims.saleor_user_id and not claims.email
+    if by_phone_looked_up:
         by_phone = await _owner(session, installation_id, IdentityKind.PHONE, claims.phone)
+    merged = False
 
     profile = by_user
     if by_email is not None:
@@ -105,6 +117,7 @@ async def resolve(
                 profile = by_email
         elif by_email.id != profile.id and not _conflicting_users(profile, by_email):
             profile = await merge_profiles(session, profile, by_email, observed_at)
+            merged = True
     if profile is None:
         profile = by_phone
     if profile is None:
@@ -114,7 +127,25 @@ async def resolve(
 
     if claims.saleor_user_id and not profile.saleor_user_id:
         profile.saleor_user_id = claims.saleor_user_id
-    await attach(session, profile, IdentityKind.SALEOR_USER, claims.saleor_user_id)
-    await attach(session, profile, IdentityKind.EMAIL, claims.email)
-    await attach(session, profile, IdentityKind.PHONE, claims.phone)
+    # Owners looked up above are still current unless a merge moved identities.
+    fresh = not merged
+    await attach(
+        session,
+        profile,
+        IdentityKind.SALEOR_USER,
+        claims.saleor_user_id,
+        known_owner=by_user,
+        looked_up=fresh,
+    )
+    await attach(
+        session, profile, IdentityKind.EMAIL, claims.email, known_owner=by_email, looked_up=fresh
+    )
+    await attach(
+        session,
+        profile,
+        IdentityKind.PHONE,
+        claims.phone,
+        known_owner=by_phone,
+        looked_up=fresh and by_phone_looked_up,
+    )
     return profile

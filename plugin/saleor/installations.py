@@ -97,16 +97,27 @@ async def mark_removed(session: AsyncSession, installation: Installation) -> Non
     await session.flush()
 
 
+async def uninstall(
+    session: AsyncSession, installation_id: int, event: dict[str, Any]
+) -> Installation | None:
+    """APP_DELETED: mark the installation removed (its data stays); None when the event
+    names another app id (an old install's late event after a re-install)."""
+    installation = await session.get(Installation, installation_id)
+    app = event.get("app") or {}
+    if installation is None:
+        return None
+    if app.get("id") and app["id"] != installation.app_id:
+        logger.warning("APP_DELETED for another app id; ignored")
+        return None
+    if installation.status is not InstallationStatus.REMOVED:
+        await mark_removed(session, installation)
+    return installation
+
+
 async def fold_app_event(
     session: AsyncSession, installation_id: int, event_type: str, event: dict[str, Any]
 ) -> list[Any]:
-    """APP_DELETED: the installation is marked removed; its data stays for the retention time."""
-    installation = await session.get(Installation, installation_id)
-    app = event.get("app") or {}
-    if installation is None or event_type != "app_deleted":
-        return []
-    if app.get("id") and app["id"] != installation.app_id:
-        logger.warning("APP_DELETED for another app id; ignored")
-        return []
-    await mark_removed(session, installation)
+    """The receiver already applied APP_DELETED; folding it again is a harmless no-op."""
+    if event_type == "app_deleted":
+        await uninstall(session, installation_id, event)
     return []

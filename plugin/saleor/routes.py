@@ -67,6 +67,7 @@ async def register(request: Request) -> Response:
     except Exception:
         logger.exception("register could not store the installation")
         return _error(503, "UNAVAILABLE", "The app could not store the installation; retry.")
+    ctx.installations.remember(installation)
     logger.info("installed", extra={"installation_id": installation.id, "saleor_api_url": api_url})
     return JSONResponse({"success": True})
 
