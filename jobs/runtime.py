@@ -59,6 +59,19 @@ def send(job: Job) -> None:
     broker.get_actor(job.actor).send(**job.kwargs)
 
 
+def coalesce(jobs: list[Job]) -> list[Job]:
+    """Keep the first job of each coalesce key (and every job without one), in order."""
+    seen: set[str] = set()
+    kept = []
+    for job in jobs:
+        if job.coalesce_key is not None:
+            if job.coalesce_key in seen:
+                continue
+            seen.add(job.coalesce_key)
+        kept.append(job)
+    return kept
+
+
 class BackgroundSender:
     """Hands jobs to the broker from a thread, so a web request never waits on Redis.
 
@@ -75,11 +88,28 @@ class BackgroundSender:
         self._queue.put(job)
 
     def _run(self) -> None:
-        while (job := self._queue.get()) is not None:
+        while (first := self._queue.get()) is not None:
+            jobs, stop = self._drain(first)
+            for job in coalesce(jobs):
+                try:
+                    send(job)
+                except Exception:  # Redis is down: the sweeper re-drives from the database
+                    logger.exception("could not enqueue %s; the sweeper will retry", job.actor)
+            if stop:
+                return
+
+    def _drain(self, first: Job) -> tuple[list[Job], bool]:
+        """Everything queued right now: under load, many jobs wait and coalesce."""
+        jobs = [first]
+        while len(jobs) < 1000:
             try:
-                send(job)
-            except Exception:  # Redis is down: the sweeper re-drives from the database
-                logger.exception("could not enqueue %s; the sweeper will retry", job.actor)
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                return jobs, True
+            jobs.append(job)
+        return jobs, False
 
     def close(self, timeout: float = 5.0) -> None:
         self._queue.put(None)

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     sweep_min_age_seconds: float = 20.0
     fold_max_attempts: int = 8
     http_timeout_seconds: float = 10.0
+    # PostgreSQL connections kept open per pool (each process has two: transactions and
+    # single-statement autocommit); as many again may open briefly under bursts.
+    database_pool_size: int = 16
     # How long a web process trusts what it read about an installation (0: never cache).
     installation_cache_seconds: float = 5.0
 

@@ -49,7 +49,10 @@ def build_engine(settings: Settings, *, autocommit: bool = False) -> AsyncEngine
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         kwargs = {"connect_args": {"timeout": 15}}
     else:
-        kwargs.update(pool_size=10, max_overflow=20, pool_recycle=1800)
+        # Enough kept-open connections for a busy worker: connections above pool_size are
+        # closed after use, and reconnecting on every request costs more than the request.
+        size = settings.database_pool_size
+        kwargs.update(pool_size=size, max_overflow=size, pool_recycle=1800)
         if autocommit:
             kwargs["isolation_level"] = "AUTOCOMMIT"
     engine = create_async_engine(url, **kwargs)

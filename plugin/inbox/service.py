@@ -120,13 +120,18 @@ async def store(
     )
     if new_id is None:
         return StoredEvent(None, duplicate=True)
-    enqueue_after_commit(session, FOLD_ACTOR, event_id=new_id, installation_id=installation_id)
+    job = fold_job(new_id, installation_id)
+    enqueue_after_commit(session, job.actor, coalesce_key=job.coalesce_key, **job.kwargs)
     return StoredEvent(new_id, duplicate=False)
 
 
 def fold_job(event_id: int, installation_id: int) -> Job:
     """Fold this event, and whatever else of its installation is waiting, in one batch."""
-    return Job(FOLD_ACTOR, {"event_id": event_id, "installation_id": installation_id})
+    return Job(
+        FOLD_ACTOR,
+        {"event_id": event_id, "installation_id": installation_id},
+        coalesce_key=f"fold:{installation_id}",
+    )
 
 
 def retry_delay(attempts: int) -> timedelta:

@@ -28,6 +28,9 @@ _JOBS_KEY = "crm.after_commit_jobs"
 class Job:
     actor: str
     kwargs: dict[str, Any] = field(default_factory=dict)
+    # Jobs with the same key do the same work when they run later (e.g. "fold whatever
+    # this installation has waiting"): a dispatcher that is behind may send only one.
+    coalesce_key: str | None = None
 
 
 Dispatcher = Callable[[Job], None]
@@ -39,8 +42,10 @@ def set_dispatcher(dispatcher: Dispatcher | None) -> None:
     _dispatcher = dispatcher
 
 
-def enqueue_after_commit(session: AsyncSession, actor: str, **kwargs: Any) -> None:
-    session.info.setdefault(_JOBS_KEY, []).append(Job(actor, kwargs))
+def enqueue_after_commit(
+    session: AsyncSession, actor: str, *, coalesce_key: str | None = None, **kwargs: Any
+) -> None:
+    session.info.setdefault(_JOBS_KEY, []).append(Job(actor, kwargs, coalesce_key))
 
 
 def pending_jobs(session: AsyncSession) -> list[Job]:
