@@ -175,3 +175,27 @@ async def test_app_deleted_for_an_older_app_id_is_ignored(
     assert response.status_code == 200
     still = await saleor.adeliver(app_server.base_url, _order_event(shop))
     assert still.status_code == 200
+
+
+async def test_database_down_answers_503_so_saleor_retries(
+    app_server: RunningApp,
+    saleor: Any,
+    db: Database,
+    installation_id: int,
+    monkeypatch: Any,
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from plugin.inbox import service
+
+    async def database_down(*args: object, **kwargs: object) -> None:
+        raise OperationalError("INSERT", {}, ConnectionRefusedError("connection refused"))
+
+    monkeypatch.setattr(service, "store_now", database_down)
+    response = await saleor.adeliver(app_server.base_url, _order_event(FakeShop()))
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "UNAVAILABLE"
+    monkeypatch.undo()
+    assert await _inbox_count(db, installation_id) == 0
+    retried = await saleor.adeliver(app_server.base_url, _order_event(FakeShop()))
+    assert retried.status_code == 200  # Saleor's redelivery lands once the database is back
