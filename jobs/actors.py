@@ -5,10 +5,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import dramatiq
+from sqlalchemy import func, select
 
 from jobs.runtime import broker, context
 from plugin.db.base import utcnow
+from plugin.db.locks import lock_installation
 from plugin.inbox import service as inbox
+from plugin.kit.after_commit import unit_of_work
+from plugin.saleor.models import Installation, InstallationStatus
+from plugin.segments.membership import refresh_installation
+from plugin.segments.models import Segment
 
 MAX_BATCHES_PER_JOB = 25
 
@@ -48,3 +54,30 @@ async def sweep_inbox() -> None:
         elif event.installation_id not in batches:
             batches.add(event.installation_id)
             fold_event.send(event_id=event.id, installation_id=event.installation_id)
+
+
+@dramatiq.actor(actor_name="segments.refresh", max_retries=0, time_limit=3_600_000, broker=broker)
+async def refresh_segments() -> None:
+    """Recompute every segment of every active shop, so time-driven rules ("no order for
+    90 days") flip on the day they become true. Every worker ticks; a shop refreshed
+    less than half an interval ago is skipped, and the installation lock serialises."""
+    ctx = context()
+    now = utcnow()
+    fresh_after = now - timedelta(seconds=ctx.settings.segments_refresh_seconds / 2)
+    async with ctx.db.session() as session:
+        installation_ids = list(
+            await session.scalars(
+                select(Installation.id).where(Installation.status == InstallationStatus.ACTIVE)
+            )
+        )
+    for installation_id in installation_ids:
+        async with unit_of_work(ctx.db) as session:
+            await lock_installation(session, installation_id)
+            oldest = await session.scalar(
+                select(func.min(Segment.refreshed_at)).where(
+                    Segment.installation_id == installation_id
+                )
+            )
+            if oldest is not None and oldest > fresh_after:
+                continue
+            await refresh_installation(session, installation_id, now, dialect=ctx.db.dialect)

@@ -31,7 +31,14 @@ def make_broker(settings: Settings) -> dramatiq.Broker:
     else:
         broker = StubBroker()
     broker.add_middleware(AsyncIO())
-    broker.add_middleware(PeriodicTicks(settings.sweep_interval_seconds))
+    broker.add_middleware(
+        PeriodicTicks(
+            {
+                "inbox.sweep": settings.sweep_interval_seconds,
+                "segments.refresh": settings.segments_refresh_seconds,
+            }
+        )
+    )
     return broker
 
 

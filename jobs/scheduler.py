@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 import dramatiq
@@ -15,12 +16,13 @@ from dramatiq.middleware import Middleware
 
 logger = logging.getLogger(__name__)
 
-TICK_ACTORS = ("inbox.sweep",)
-
 
 class PeriodicTicks(Middleware):
-    def __init__(self, interval_seconds: float) -> None:
-        self.interval = interval_seconds
+    """Sends each scheduled actor every so many seconds: `{"inbox.sweep": 30.0, …}`."""
+
+    def __init__(self, schedule: dict[str, float]) -> None:
+        self.schedule = dict(schedule)
+        self.interval = min(self.schedule.values())
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -37,8 +39,13 @@ class PeriodicTicks(Middleware):
             self._thread.join(timeout=5)
 
     def _run(self, broker: dramatiq.Broker) -> None:
+        due = {name: time.monotonic() + every for name, every in self.schedule.items()}
         while not self._stop.wait(self.interval):
-            for name in TICK_ACTORS:
+            now = time.monotonic()
+            for name, at in due.items():
+                if now < at:
+                    continue
+                due[name] = now + self.schedule[name]
                 try:
                     broker.get_actor(name).send()
                 except Exception:  # Redis is down: the next tick tries again

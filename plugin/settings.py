@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = 30.0
     sweep_min_age_seconds: float = 20.0
     fold_max_attempts: int = 8
+    # How often every segment is recomputed for the whole base (time-driven rules).
+    segments_refresh_seconds: float = 60.0
     http_timeout_seconds: float = 10.0
     # PostgreSQL connections kept open per pool (each process has two: transactions and
     # single-statement autocommit); as many again may open briefly under bursts.

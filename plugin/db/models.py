@@ -5,6 +5,7 @@ from plugin.db.base import Base
 from plugin.inbox.models import InboxEvent
 from plugin.profiles.models import Identity, Profile, ProfileTotal
 from plugin.saleor.models import Installation
+from plugin.segments.models import Segment, SegmentDailyCount, SegmentMembership
 from plugin.timeline.models import TimelineEntry
 
 __all__ = [
@@ -19,5 +20,8 @@ __all__ = [
     "OrderLine",
     "Profile",
     "ProfileTotal",
+    "Segment",
+    "SegmentDailyCount",
+    "SegmentMembership",
     "TimelineEntry",
 ]

@@ -9,12 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from plugin.commerce.checkouts import fold_checkout_event
 from plugin.commerce.fulfillments import fold_fulfillment_event
 from plugin.commerce.orders import fold_order_event
+from plugin.db.base import utcnow
 from plugin.profiles.aggregates import recompute
 from plugin.profiles.customers import fold_customer_event
 from plugin.profiles.models import Profile
 from plugin.saleor.events import family_of
 from plugin.saleor.installations import fold_app_event
 from plugin.saleor.payloads import JSON, PayloadError
+from plugin.segments.membership import reevaluate_profiles
 
 Folder = Callable[[AsyncSession, int, str, JSON], Awaitable[list[Profile]]]
 
@@ -50,9 +52,19 @@ async def refresh_figures(session: AsyncSession, profiles: Iterable[Profile]) ->
     return ids
 
 
+async def refresh_derived(
+    session: AsyncSession, installation_id: int, profiles: Iterable[Profile]
+) -> list[int]:
+    """What follows from a fold: each touched customer's figures, then their segments."""
+    ids = await refresh_figures(session, profiles)
+    if ids:
+        await reevaluate_profiles(session, installation_id, ids, utcnow())
+    return ids
+
+
 async def fold_payload(
     session: AsyncSession, installation_id: int, event_type: str, payload: JSON
 ) -> list[int]:
-    """Fold one event and refresh the figures of every profile it touched; returns their ids."""
+    """Fold one event and refresh what follows for every profile it touched; their ids."""
     touched = await apply_payload(session, installation_id, event_type, payload)
-    return await refresh_figures(session, touched)
+    return await refresh_derived(session, installation_id, touched)

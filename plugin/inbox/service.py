@@ -22,7 +22,7 @@ from plugin.db.base import utcnow
 from plugin.db.engine import Database
 from plugin.db.locks import lock_installation
 from plugin.db.upsert import insert_ignore, insert_ignore_core
-from plugin.inbox.folding import apply_payload, fold_payload, refresh_figures
+from plugin.inbox.folding import apply_payload, fold_payload, refresh_derived
 from plugin.inbox.models import InboxEvent, InboxStatus
 from plugin.kit.after_commit import Job, dispatch, enqueue_after_commit, unit_of_work
 from plugin.ops.logging import bind
@@ -206,7 +206,7 @@ async def fold_pending(
                 bind(installation_id=installation_id, event=event.event_type, inbox_id=event.id)
                 payload = json.loads(event.body)
                 touched += await apply_payload(session, installation_id, event.event_type, payload)
-            await refresh_figures(session, touched)
+            await refresh_derived(session, installation_id, touched)
             # One statement marks the whole batch folded.
             await session.execute(
                 update(InboxEvent)

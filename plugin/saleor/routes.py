@@ -15,6 +15,7 @@ from plugin.kit.after_commit import unit_of_work
 from plugin.saleor import installations
 from plugin.saleor.client import SaleorClient
 from plugin.saleor.manifest import build_manifest
+from plugin.segments.builtin import ensure_builtin_segments
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ async def register(request: Request) -> Response:
                 saleor_domain=request.headers.get("saleor-domain", parts.netloc),
                 saleor_version=request.headers.get("saleor-schema-version"),
             )
+            await ensure_builtin_segments(session, installation.id)
     except Exception:
         logger.exception("register could not store the installation")
         return _error(503, "UNAVAILABLE", "The app could not store the installation; retry.")

@@ -1,0 +1,1 @@
+"""Segments: rules over customers, kept current as events arrive."""

@@ -1,0 +1,199 @@
+"""Keeping segment membership current: one customer on every fold, everyone on a schedule.
+
+Only changes are written: a customer entering gets a membership row and a
+`segment_entered` timeline entry, one leaving loses the row and gets `segment_left`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from plugin.db.upsert import insert_ignore
+from plugin.profiles.models import Profile
+from plugin.segments.evaluate import matches
+from plugin.segments.facts import load_facts
+from plugin.segments.models import Segment, SegmentDailyCount, SegmentMembership
+from plugin.segments.rules import Rule, parse_rule
+from plugin.segments.sql import members_query
+from plugin.timeline.service import record
+
+
+@dataclass
+class Changes:
+    entered: list[int] = field(default_factory=list)
+    left: list[int] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.entered or self.left)
+
+
+async def _segments(session: AsyncSession, installation_id: int) -> list[tuple[Segment, Rule]]:
+    segments = await session.scalars(
+        select(Segment).where(Segment.installation_id == installation_id).order_by(Segment.id)
+    )
+    return [(segment, parse_rule(segment.rule)) for segment in segments]
+
+
+async def _note(
+    session: AsyncSession, segment: Segment, profile_id: int, entered: bool, now: datetime
+) -> None:
+    verb = "entered" if entered else "left"
+    await record(
+        session,
+        installation_id=segment.installation_id,
+        profile_id=profile_id,
+        kind=f"segment_{verb}",
+        occurred_at=now,
+        subject_type="segment",
+        subject_id=segment.key,
+        summary=f"{verb.capitalize()} segment “{segment.name}”",
+        data={"segment": segment.key},
+        dedup_key=f"segment:{segment.id}:{profile_id}:{verb}:{now.isoformat()}",
+    )
+
+
+async def reevaluate_profiles(
+    session: AsyncSession, installation_id: int, profile_ids: Iterable[int], now: datetime
+) -> dict[str, Changes]:
+    """Re-check every segment for these customers (called by the fold, inside its
+    transaction, so membership is current when the webhook's changes commit)."""
+    segments = await _segments(session, installation_id)
+    changes: dict[str, Changes] = {}
+    if not segments:
+        return changes
+    for profile_id in dict.fromkeys(profile_ids):
+        profile = await session.get(Profile, profile_id)
+        if profile is None:
+            continue
+        facts = await load_facts(session, profile)
+        current = set(
+            await session.scalars(
+                select(SegmentMembership.segment_id).where(
+                    SegmentMembership.profile_id == profile_id
+                )
+            )
+        )
+        for segment, rule in segments:
+            inside = matches(rule, facts, now)
+            if inside == (segment.id in current):
+                continue
+            await _apply(session, segment, profile_id, inside, now)
+            bucket = changes.setdefault(segment.key, Changes())
+            (bucket.entered if inside else bucket.left).append(profile_id)
+    return changes
+
+
+async def _apply(
+    session: AsyncSession, segment: Segment, profile_id: int, inside: bool, now: datetime
+) -> None:
+    if inside:
+        added = await insert_ignore(
+            session,
+            SegmentMembership,
+            {
+                "installation_id": segment.installation_id,
+                "segment_id": segment.id,
+                "profile_id": profile_id,
+                "since": now,
+            },
+            conflict_columns=["segment_id", "profile_id"],
+        )
+        if added is None:
+            return
+        delta = 1
+    else:
+        result = await session.execute(
+            delete(SegmentMembership).where(
+                SegmentMembership.segment_id == segment.id,
+                SegmentMembership.profile_id == profile_id,
+            )
+        )
+        if not getattr(result, "rowcount", 0):
+            return
+        delta = -1
+    await session.execute(
+        update(Segment)
+        .where(Segment.id == segment.id)
+        .values(member_count=Segment.member_count + delta)
+        .execution_options(synchronize_session=False)
+    )
+    await _note(session, segment, profile_id, inside, now)
+
+
+async def refresh_segment(
+    session: AsyncSession, segment: Segment, now: datetime, *, dialect: str
+) -> Changes:
+    """Recompute the whole membership with one query; write only who entered or left."""
+    rule = parse_rule(segment.rule)
+    wanted = set(
+        await session.scalars(
+            members_query(rule, installation_id=segment.installation_id, now=now, dialect=dialect)
+        )
+    )
+    current = set(
+        await session.scalars(
+            select(SegmentMembership.profile_id).where(SegmentMembership.segment_id == segment.id)
+        )
+    )
+    changes = Changes(entered=sorted(wanted - current), left=sorted(current - wanted))
+    if changes.entered:
+        session.add_all(
+            SegmentMembership(
+                installation_id=segment.installation_id,
+                segment_id=segment.id,
+                profile_id=profile_id,
+                since=now,
+            )
+            for profile_id in changes.entered
+        )
+    if changes.left:
+        await session.execute(
+            delete(SegmentMembership).where(
+                SegmentMembership.segment_id == segment.id,
+                SegmentMembership.profile_id.in_(changes.left),
+            )
+        )
+    for profile_id in changes.entered:
+        await _note(session, segment, profile_id, True, now)
+    for profile_id in changes.left:
+        await _note(session, segment, profile_id, False, now)
+    segment.member_count = len(wanted)
+    segment.refreshed_at = now
+    await _count_today(session, segment, now)
+    await session.flush()
+    return changes
+
+
+async def _count_today(session: AsyncSession, segment: Segment, now: datetime) -> None:
+    day = now.date()
+    row = await session.scalar(
+        select(SegmentDailyCount).where(
+            SegmentDailyCount.segment_id == segment.id, SegmentDailyCount.day == day
+        )
+    )
+    if row is None:
+        session.add(
+            SegmentDailyCount(
+                installation_id=segment.installation_id,
+                segment_id=segment.id,
+                day=day,
+                members=segment.member_count,
+            )
+        )
+    else:
+        row.members = segment.member_count
+
+
+async def refresh_installation(
+    session: AsyncSession, installation_id: int, now: datetime, *, dialect: str
+) -> dict[str, Changes]:
+    """Every segment of one shop (the scheduled job: time-driven rules flip on time)."""
+    return {
+        segment.key: await refresh_segment(session, segment, now, dialect=dialect)
+        for segment, _ in await _segments(session, installation_id)
+    }

@@ -1,0 +1,51 @@
+"""Segments (a rule over customers), who is in them, and their daily member counts."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Boolean, Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from plugin.db.base import Base, TenantMixin, TimestampMixin
+
+
+class Segment(TenantMixin, TimestampMixin, Base):
+    __tablename__ = "segments"
+    __table_args__ = (UniqueConstraint("installation_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64))  # stable handle: "vip", "sleeping", …
+    name: Mapped[str] = mapped_column(String(256))
+    description: Mapped[str] = mapped_column(Text, default="")
+    rule: Mapped[dict[str, Any]]
+    builtin: Mapped[bool] = mapped_column(Boolean, default=False)
+    member_count: Mapped[int] = mapped_column(Integer, default=0)
+    refreshed_at: Mapped[datetime | None]
+
+
+class SegmentMembership(TenantMixin, Base):
+    __tablename__ = "segment_memberships"
+    __table_args__ = (UniqueConstraint("segment_id", "profile_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    segment_id: Mapped[int] = mapped_column(
+        ForeignKey("segments.id", ondelete="CASCADE"), index=True
+    )
+    profile_id: Mapped[int] = mapped_column(
+        ForeignKey("profiles.id", ondelete="CASCADE"), index=True
+    )
+    since: Mapped[datetime]
+
+
+class SegmentDailyCount(TenantMixin, Base):
+    __tablename__ = "segment_daily_counts"
+    __table_args__ = (UniqueConstraint("segment_id", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    segment_id: Mapped[int] = mapped_column(
+        ForeignKey("segments.id", ondelete="CASCADE"), index=True
+    )
+    day: Mapped[date] = mapped_column(Date)
+    members: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,212 @@
+"""Compiling a rule into one SQL condition on `profiles`, for the whole base at once.
+
+Every leaf is made two-valued (`coalesce(…, false)`), so `not` means what it says even when
+a value is missing; all values are bound parameters. Order and cart conditions become
+correlated sub-queries on the customer's own rows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    and_,
+    exists,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+)
+
+from plugin.commerce.models import Checkout, CheckoutState, Order, OrderLine
+from plugin.db.base import Money
+from plugin.profiles.aggregates import NOT_PLACED, PAID_CHARGE_STATUSES
+from plugin.profiles.models import Profile
+from plugin.segments.fields import FieldKind
+from plugin.segments.rules import (
+    AbandonedCheckout,
+    AllOf,
+    AnyOf,
+    Condition,
+    Not,
+    Ordered,
+    RelativeDate,
+    Rule,
+    Scalar,
+)
+
+
+def compile_rule(rule: Rule, *, now: datetime, dialect: str) -> ColumnElement[bool]:
+    """A boolean SQL expression over `Profile`; never NULL."""
+    if isinstance(rule, AllOf):
+        return and_(*(compile_rule(r, now=now, dialect=dialect) for r in rule.rules))
+    if isinstance(rule, AnyOf):
+        return or_(*(compile_rule(r, now=now, dialect=dialect) for r in rule.rules))
+    if isinstance(rule, Not):
+        return not_(compile_rule(rule.rule, now=now, dialect=dialect))
+    if isinstance(rule, Condition):
+        return _two_valued(_condition(rule, now, dialect))
+    if isinstance(rule, Ordered):
+        return _ordered(rule, now)
+    return _abandoned(rule, now)
+
+
+def _two_valued(expression: Any) -> ColumnElement[bool]:
+    two_valued: ColumnElement[bool] = func.coalesce(expression, false())
+    return two_valued
+
+
+def _date(value: Scalar, now: datetime) -> datetime:
+    if isinstance(value, RelativeDate):
+        return value.resolve(now)
+    assert isinstance(value, datetime)
+    return value
+
+
+def _bound(column: Any, value: Scalar) -> Any:
+    """A parameter typed like the column (dates go through the UTC type, money as Numeric)."""
+    return literal(value, column.type)
+
+
+def _condition(rule: Condition, now: datetime, dialect: str) -> Any:
+    """The bare comparison (may be NULL when the value is missing; callers coalesce)."""
+    field, op, values = rule.field, rule.op, rule.values
+    column: Any = getattr(Profile, field.column)
+    if field.kind is FieldKind.FLAG:
+        truth = column.is_(True) if field.name == "is_active" else column.is_not(None)
+        return truth if op == "is_true" else not_(truth)
+    if op in ("ne", "not_in"):
+        positive = Condition(field, "eq" if op == "ne" else "in", values)
+        return not_(_two_valued(_condition(positive, now, dialect)))
+    if op in ("is_set", "is_not_set"):
+        is_set = column.is_not(None)
+        if field.kind is FieldKind.TEXT:
+            is_set = and_(is_set, column != "")
+        return is_set if op == "is_set" else not_(is_set)
+    if field.kind is FieldKind.TEXT:
+        if op == "eq":
+            return column == _bound(column, values[0])
+        if op == "in":
+            return column.in_([str(v) for v in values])
+        needle = str(values[0])
+        if op == "contains":
+            position = func.strpos if dialect == "postgresql" else func.instr
+            return position(column, literal(needle)) > 0
+        return func.substr(column, 1, len(needle)) == literal(needle)  # starts_with
+    if field.kind is FieldKind.DATE:
+        if op == "before":
+            return column < _bound(column, _date(values[0], now))
+        if op == "after":
+            return column > _bound(column, _date(values[0], now))
+        return column.between(
+            _bound(column, _date(values[0], now)), _bound(column, _date(values[1], now))
+        )
+    if field.kind is FieldKind.DAYS:
+
+        def boundary(value: Scalar) -> Any:
+            assert isinstance(value, Decimal)
+            return _bound(column, now - timedelta(days=float(value)))
+
+        comparisons = {
+            "gte": lambda: column <= boundary(values[0]),
+            "gt": lambda: column < boundary(values[0]),
+            "lte": lambda: column >= boundary(values[0]),
+            "lt": lambda: column > boundary(values[0]),
+            "between": lambda: column.between(boundary(values[1]), boundary(values[0])),
+        }
+        return comparisons[op]()
+
+    def number(value: Scalar) -> Any:
+        if field.is_float:
+            return literal(float(value))  # type: ignore[arg-type]
+        if isinstance(column.type, Integer):  # counts compare with 1.5 as well as with 2
+            return literal(value, Money)
+        return _bound(column, value)
+
+    if op == "between":
+        return column.between(number(values[0]), number(values[1]))
+    value = number(values[0])
+    return {
+        "eq": column == value,
+        "gt": column > value,
+        "gte": column >= value,
+        "lt": column < value,
+        "lte": column <= value,
+    }[op]
+
+
+def _ordered(rule: Ordered, now: datetime) -> ColumnElement[bool]:
+    filters: list[ColumnElement[bool]] = [
+        Order.profile_id == Profile.id,
+        Order.status.not_in(NOT_PLACED),
+    ]
+    if rule.status == "active":
+        filters.append(Order.status != "CANCELED")
+    elif rule.status == "cancelled":
+        filters.append(Order.status == "CANCELED")
+    elif rule.status == "refunded":
+        filters.append(Order.total_refunded > 0)
+    if rule.paid_only:
+        filters.append(or_(Order.is_paid.is_(True), Order.charge_status.in_(PAID_CHARGE_STATUSES)))
+    if rule.within_days is not None:
+        filters.append(
+            Order.placed_at >= literal(now - timedelta(days=rule.within_days), Order.placed_at.type)
+        )
+    if rule.with_voucher is not None:
+        has_voucher = and_(Order.voucher_code.is_not(None), Order.voucher_code != "")
+        filters.append(has_voucher if rule.with_voucher else not_(has_voucher))
+    if rule.category is not None:
+        filters.append(
+            exists().where(
+                OrderLine.order_id == Order.id,
+                or_(
+                    OrderLine.category_id == rule.category,
+                    OrderLine.category_name == rule.category,
+                    OrderLine.category_slug == rule.category,
+                ),
+            )
+        )
+    if rule.product is not None:
+        filters.append(
+            exists().where(
+                OrderLine.order_id == Order.id,
+                or_(
+                    OrderLine.product_id == rule.product,
+                    OrderLine.product_name == rule.product,
+                    OrderLine.sku == rule.product,
+                ),
+            )
+        )
+    count = select(func.count(Order.id)).where(*filters).correlate(Profile).scalar_subquery()
+    at_least = count >= rule.at_least if rule.at_least > 0 else true()
+    if rule.at_most is None:
+        return at_least
+    return and_(at_least, count <= rule.at_most)
+
+
+def _abandoned(rule: AbandonedCheckout, now: datetime) -> ColumnElement[bool]:
+    changed: Any = Checkout.source_updated_at
+    filters: list[ColumnElement[bool]] = [
+        Checkout.profile_id == Profile.id,
+        Checkout.state == CheckoutState.OPEN,
+        Checkout.lines_count > 0,
+        changed <= literal(now - timedelta(minutes=rule.quiet_minutes), changed.type),
+    ]
+    if rule.within_hours is not None:
+        filters.append(changed >= literal(now - timedelta(hours=rule.within_hours), changed.type))
+    return exists().where(*filters).correlate(Profile)
+
+
+def members_query(rule: Rule, *, installation_id: int, now: datetime, dialect: str) -> Any:
+    """`SELECT profiles.id` of every customer of the installation the rule holds for."""
+    return select(Profile.id).where(
+        Profile.installation_id == installation_id,
+        compile_rule(rule, now=now, dialect=dialect),
+    )
