@@ -5,7 +5,12 @@ from plugin.db.base import Base
 from plugin.inbox.models import InboxEvent
 from plugin.profiles.models import Identity, Profile, ProfileTotal
 from plugin.saleor.models import Installation
-from plugin.segments.models import Segment, SegmentDailyCount, SegmentMembership
+from plugin.segments.models import (
+    RfmBoundaries,
+    Segment,
+    SegmentDailyCount,
+    SegmentMembership,
+)
 from plugin.timeline.models import TimelineEntry
 
 __all__ = [
@@ -20,6 +25,7 @@ __all__ = [
     "OrderLine",
     "Profile",
     "ProfileTotal",
+    "RfmBoundaries",
     "Segment",
     "SegmentDailyCount",
     "SegmentMembership",

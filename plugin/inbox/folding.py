@@ -17,6 +17,7 @@ from plugin.saleor.events import family_of
 from plugin.saleor.installations import fold_app_event
 from plugin.saleor.payloads import JSON, PayloadError
 from plugin.segments.membership import reevaluate_profiles
+from plugin.segments.rfm import score_profiles
 
 Folder = Callable[[AsyncSession, int, str, JSON], Awaitable[list[Profile]]]
 
@@ -58,7 +59,10 @@ async def refresh_derived(
     """What follows from a fold: each touched customer's figures, then their segments."""
     ids = await refresh_figures(session, profiles)
     if ids:
-        await reevaluate_profiles(session, installation_id, ids, utcnow())
+        now = utcnow()
+        touched = [p for p in [await session.get(Profile, i) for i in ids] if p is not None]
+        await score_profiles(session, installation_id, touched, now)
+        await reevaluate_profiles(session, installation_id, ids, now)
     return ids
 
 

@@ -72,6 +72,12 @@ class Profile(TenantMixin, TimestampMixin, Base):
     average_days_between_orders: Mapped[float | None] = mapped_column(Float)
     last_checkout_at: Mapped[datetime | None]
 
+    # RFM scores 1–5 and the named cell (plugin/segments/rfm.py).
+    rfm_recency: Mapped[int | None] = mapped_column(Integer)
+    rfm_frequency: Mapped[int | None] = mapped_column(Integer)
+    rfm_monetary: Mapped[int | None] = mapped_column(Integer)
+    rfm_cell: Mapped[str | None] = mapped_column(String(32), index=True)
+
 
 class Identity(TenantMixin, TimestampMixin, Base):
     """A key that names a person. Consent belongs to the identity (this address, this

@@ -86,6 +86,10 @@ FIELDS: dict[str, Field] = _fields(
     Field("days_since_last_order", FieldKind.DAYS, "last_order_at", "days since last order"),
     Field("days_since_first_order", FieldKind.DAYS, "first_order_at", "days since first order"),
     Field("days_since_joined", FieldKind.DAYS, "date_joined", "days since registering"),
+    Field("rfm_recency", FieldKind.NUMBER, "rfm_recency", "RFM recency score"),
+    Field("rfm_frequency", FieldKind.NUMBER, "rfm_frequency", "RFM frequency score"),
+    Field("rfm_monetary", FieldKind.NUMBER, "rfm_monetary", "RFM monetary score"),
+    Field("rfm_cell", FieldKind.TEXT, "rfm_cell", "RFM cell"),
     Field("is_active", FieldKind.FLAG, "is_active", "account active"),
     Field("has_account", FieldKind.FLAG, "saleor_user_id", "has a Saleor account"),
 )

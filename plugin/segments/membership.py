@@ -18,6 +18,7 @@ from plugin.profiles.models import Profile
 from plugin.segments.evaluate import matches
 from plugin.segments.facts import load_facts
 from plugin.segments.models import Segment, SegmentDailyCount, SegmentMembership
+from plugin.segments.rfm import refresh_rfm
 from plugin.segments.rules import Rule, parse_rule
 from plugin.segments.sql import members_query
 from plugin.timeline.service import record
@@ -192,7 +193,9 @@ async def _count_today(session: AsyncSession, segment: Segment, now: datetime) -
 async def refresh_installation(
     session: AsyncSession, installation_id: int, now: datetime, *, dialect: str
 ) -> dict[str, Changes]:
-    """Every segment of one shop (the scheduled job: time-driven rules flip on time)."""
+    """RFM, then every segment of one shop (the scheduled job: time-driven rules flip on
+    time, and RFM boundaries follow the shop as it grows)."""
+    await refresh_rfm(session, installation_id, now)
     return {
         segment.key: await refresh_segment(session, segment, now, dialect=dialect)
         for segment, _ in await _segments(session, installation_id)

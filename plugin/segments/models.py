@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Boolean, Date, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from plugin.db.base import Base, TenantMixin, TimestampMixin
+from plugin.db.base import Base, JSONType, TenantMixin, TimestampMixin
 
 
 class Segment(TenantMixin, TimestampMixin, Base):
@@ -49,3 +49,19 @@ class SegmentDailyCount(TenantMixin, Base):
     )
     day: Mapped[date] = mapped_column(Date)
     members: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RfmBoundaries(TenantMixin, Base):
+    """The quantile boundaries a shop's customers are scored against, per currency."""
+
+    __tablename__ = "rfm_boundaries"
+    __table_args__ = (UniqueConstraint("installation_id", "currency"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    recency_days: Mapped[list[float]] = mapped_column(JSONType)
+    frequency: Mapped[list[float]] = mapped_column(JSONType)
+    monetary: Mapped[list[str]] = mapped_column(JSONType)  # decimals as text
+    buyers: Mapped[int] = mapped_column(Integer, default=0)
+    quantiles: Mapped[bool] = mapped_column(Boolean, default=False)
+    computed_at: Mapped[datetime]

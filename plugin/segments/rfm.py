@@ -1,0 +1,269 @@
+"""RFM: recency, frequency and monetary scores (1–5), the named cells, and the 5×5 matrix.
+
+Scores compare a customer with the other buyers of the same shop and currency:
+- the boundaries are the 20/40/60/80 % quantiles of days since the last order, number of
+  orders and money kept (orders, spent and dates as on the profile: active orders);
+- a score is 1 + how many boundaries the customer beats (fewer days, more orders, more
+  money), so equal values always get equal scores;
+- a shop with fewer than `SMALL_BASE` buyers in a currency uses fixed boundaries instead
+  (30/60/120/240 days; 2–5 orders; 0.4×–3× the average spend), so RFM works from the
+  first order.
+Boundaries are stored per shop and currency by the full refresh; each fold scores the
+customers it touched against them, so a new order moves a customer's cell at once.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from plugin.profiles.models import Profile
+from plugin.segments.models import RfmBoundaries
+
+SMALL_BASE = 20
+QUANTILES = (0.2, 0.4, 0.6, 0.8)
+DEFAULT_RECENCY_DAYS = (240.0, 120.0, 60.0, 30.0)  # beating a boundary: fewer days than it
+DEFAULT_FREQUENCY = (1.0, 2.0, 3.0, 4.0)  # beating a boundary: more orders than it
+DEFAULT_MONETARY_FACTORS = (0.4, 0.75, 1.5, 3.0)  # × the average spend of the shop
+
+# (pattern over "<R><F>", name), first match wins; the classic RFM segment map.
+CELLS: tuple[tuple[str, str], ...] = (
+    ("5[45]", "Champions"),
+    ("[34][45]", "Loyal"),
+    ("[45][23]", "Potential loyalists"),
+    ("51", "New"),
+    ("41", "Promising"),
+    ("33", "Need attention"),
+    ("3[12]", "About to sleep"),
+    ("[12]5", "Can't lose"),
+    ("[12][34]", "At risk"),
+    ("11", "Lost"),
+    ("[12][12]", "Hibernating"),
+)
+CELL_NAMES = tuple(dict.fromkeys(name for _, name in CELLS))
+
+
+def cell_name(recency: int, frequency: int) -> str:
+    key = f"{recency}{frequency}"
+    for pattern, name in CELLS:
+        if re.fullmatch(pattern, key):
+            return name
+    raise ValueError(f"no RFM cell for {key}")
+
+
+@dataclass(frozen=True)
+class Boundaries:
+    recency_days: tuple[float, ...]
+    frequency: tuple[float, ...]
+    monetary: tuple[Decimal, ...]
+    buyers: int
+    quantiles: bool  # False: the small-base defaults
+
+    def score(self, days: float, orders: int, spent: Decimal) -> tuple[int, int, int]:
+        recency = 1 + sum(days < b for b in self.recency_days)
+        frequency = 1 + sum(orders > b for b in self.frequency)
+        monetary = 1 + sum(spent > b for b in self.monetary)
+        return recency, frequency, monetary
+
+
+def _days(now: datetime, last_order_at: datetime) -> float:
+    return (now - last_order_at).total_seconds() / 86400
+
+
+def _quantile(worst_first: list[Any], q: float) -> Any:
+    """The best value among the worst `q` of the base: beating it puts a customer above."""
+    return worst_first[max(0, math.ceil(q * len(worst_first)) - 1)]
+
+
+async def compute_boundaries(
+    session: AsyncSession, installation_id: int, currency: str, now: datetime
+) -> Boundaries:
+    rows = (
+        await session.execute(
+            select(Profile.last_order_at, Profile.orders_count, Profile.total_spent).where(
+                Profile.installation_id == installation_id,
+                Profile.currency == currency,
+                Profile.orders_count > 0,
+                Profile.last_order_at.is_not(None),
+            )
+        )
+    ).all()
+    buyers = len(rows)
+    if buyers < SMALL_BASE:
+        average = (
+            sum((Decimal(r.total_spent) for r in rows), Decimal(0)) / buyers
+            if buyers
+            else Decimal(0)
+        )
+        return Boundaries(
+            DEFAULT_RECENCY_DAYS,
+            DEFAULT_FREQUENCY,
+            tuple(
+                (average * Decimal(str(f))).quantize(Decimal("0.01"))
+                for f in DEFAULT_MONETARY_FACTORS
+            ),
+            buyers,
+            quantiles=False,
+        )
+    days = sorted((_days(now, r.last_order_at) for r in rows), reverse=True)  # worst first
+    orders = sorted(float(r.orders_count) for r in rows)
+    spent = sorted(Decimal(r.total_spent) for r in rows)
+    return Boundaries(
+        tuple(_quantile(days, q) for q in QUANTILES),
+        tuple(_quantile(orders, q) for q in QUANTILES),
+        tuple(_quantile(spent, q) for q in QUANTILES),
+        buyers,
+        quantiles=True,
+    )
+
+
+async def store_boundaries(
+    session: AsyncSession,
+    installation_id: int,
+    currency: str,
+    boundaries: Boundaries,
+    now: datetime,
+) -> None:
+    row = await session.scalar(
+        select(RfmBoundaries).where(
+            RfmBoundaries.installation_id == installation_id, RfmBoundaries.currency == currency
+        )
+    )
+    if row is None:
+        row = RfmBoundaries(installation_id=installation_id, currency=currency)
+        session.add(row)
+    row.recency_days = list(boundaries.recency_days)
+    row.frequency = list(boundaries.frequency)
+    row.monetary = [str(m) for m in boundaries.monetary]
+    row.buyers = boundaries.buyers
+    row.quantiles = boundaries.quantiles
+    row.computed_at = now
+
+
+def _loaded(row: RfmBoundaries) -> Boundaries:
+    return Boundaries(
+        tuple(float(v) for v in row.recency_days),
+        tuple(float(v) for v in row.frequency),
+        tuple(Decimal(v) for v in row.monetary),
+        row.buyers,
+        row.quantiles,
+    )
+
+
+async def boundaries_for(
+    session: AsyncSession, installation_id: int, currency: str, now: datetime
+) -> Boundaries:
+    """The stored boundaries, or freshly computed ones for a currency never refreshed."""
+    row = await session.scalar(
+        select(RfmBoundaries).where(
+            RfmBoundaries.installation_id == installation_id, RfmBoundaries.currency == currency
+        )
+    )
+    if row is not None:
+        return _loaded(row)
+    boundaries = await compute_boundaries(session, installation_id, currency, now)
+    await store_boundaries(session, installation_id, currency, boundaries, now)
+    return boundaries
+
+
+def apply_scores(profile: Profile, boundaries: Boundaries | None, now: datetime) -> bool:
+    """Set the profile's R, F, M and cell; True when anything changed."""
+    if boundaries is None or not profile.orders_count or profile.last_order_at is None:
+        scores: tuple[int | None, int | None, int | None] = (None, None, None)
+        cell = None
+    else:
+        r, f, m = boundaries.score(
+            _days(now, profile.last_order_at), profile.orders_count, Decimal(profile.total_spent)
+        )
+        scores, cell = (r, f, m), cell_name(r, f)
+    before = (profile.rfm_recency, profile.rfm_frequency, profile.rfm_monetary, profile.rfm_cell)
+    profile.rfm_recency, profile.rfm_frequency, profile.rfm_monetary = scores
+    profile.rfm_cell = cell
+    return before != (*scores, cell)
+
+
+async def score_profiles(
+    session: AsyncSession, installation_id: int, profiles: list[Profile], now: datetime
+) -> None:
+    """After a fold: score the touched customers against their shop's stored boundaries."""
+    cache: dict[str, Boundaries] = {}
+    for profile in profiles:
+        boundaries = None
+        if profile.currency and profile.orders_count:
+            if profile.currency not in cache:
+                cache[profile.currency] = await boundaries_for(
+                    session, installation_id, profile.currency, now
+                )
+            boundaries = cache[profile.currency]
+        apply_scores(profile, boundaries, now)
+
+
+async def refresh_rfm(session: AsyncSession, installation_id: int, now: datetime) -> int:
+    """Recompute the boundaries of every currency and rescore every customer; returns how
+    many customers changed cell or score (only those rows are written)."""
+    currencies = [
+        currency
+        for currency in await session.scalars(
+            select(Profile.currency)
+            .where(Profile.installation_id == installation_id, Profile.currency.is_not(None))
+            .distinct()
+        )
+        if currency
+    ]
+    per_currency = {}
+    for currency in currencies:
+        per_currency[currency] = await compute_boundaries(session, installation_id, currency, now)
+        await store_boundaries(session, installation_id, currency, per_currency[currency], now)
+    changed = 0
+    profiles = await session.stream_scalars(
+        select(Profile).where(Profile.installation_id == installation_id)
+    )
+    async for profile in profiles:
+        if apply_scores(profile, per_currency.get(profile.currency or ""), now):
+            changed += 1
+    await session.flush()
+    return changed
+
+
+@dataclass(frozen=True)
+class MatrixCell:
+    recency: int
+    frequency: int
+    name: str
+    customers: int
+    revenue: Decimal
+
+
+async def rfm_matrix(
+    session: AsyncSession, installation_id: int, currency: str
+) -> list[MatrixCell]:
+    """The 5×5 R×F grid with customers and money kept per cell (empty cells included)."""
+    rows = (
+        await session.execute(
+            select(
+                Profile.rfm_recency,
+                Profile.rfm_frequency,
+                func.count(Profile.id),
+                func.coalesce(func.sum(Profile.total_spent), 0),
+            )
+            .where(
+                Profile.installation_id == installation_id,
+                Profile.currency == currency,
+                Profile.rfm_recency.is_not(None),
+            )
+            .group_by(Profile.rfm_recency, Profile.rfm_frequency)
+        )
+    ).all()
+    found = {(r, f): (n, Decimal(s)) for r, f, n, s in rows}
+    return [
+        MatrixCell(r, f, cell_name(r, f), *found.get((r, f), (0, Decimal(0))))
+        for r in range(5, 0, -1)
+        for f in range(1, 6)
+    ]
