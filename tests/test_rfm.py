@@ -51,6 +51,7 @@ async def test_a_shop_with_one_customer_already_has_rfm(db: Database) -> None:
         first = await _buyer(session, installation_id, 1, days=1, orders=1, spent="35")
         await session.flush()
         await refresh_rfm(session, installation_id, utcnow())
+        await session.refresh(first)
     assert (first.rfm_recency, first.rfm_frequency, first.rfm_cell) == (5, 1, "New")
 
 
@@ -72,6 +73,8 @@ async def test_quantiles_rank_a_real_base(db: Database) -> None:
         ]
         await session.flush()
         await refresh_rfm(session, installation_id, utcnow())
+        for person in people:
+            await session.refresh(person)
     assert buyers >= SMALL_BASE
     recency = [p.rfm_recency or 0 for p in people]
     assert recency == sorted(recency, reverse=True)  # fewer days never scores lower

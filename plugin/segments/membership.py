@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plugin.db.upsert import insert_ignore
@@ -21,6 +21,7 @@ from plugin.segments.models import Segment, SegmentDailyCount, SegmentMembership
 from plugin.segments.rfm import refresh_rfm
 from plugin.segments.rules import Rule, parse_rule
 from plugin.segments.sql import members_query
+from plugin.timeline.models import TimelineEntry
 from plugin.timeline.service import record
 
 
@@ -129,45 +130,80 @@ async def _apply(
 async def refresh_segment(
     session: AsyncSession, segment: Segment, now: datetime, *, dialect: str
 ) -> Changes:
-    """Recompute the whole membership with one query; write only who entered or left."""
+    """Recompute the whole membership in the database; write only who entered or left.
+
+    The first fill of a new segment is not news about anyone: it writes no timeline entries.
+    """
     rule = parse_rule(segment.rule)
-    wanted = set(
+    wanted = members_query(
+        rule, installation_id=segment.installation_id, now=now, dialect=dialect
+    ).subquery()
+    already = (
+        select(SegmentMembership.id)
+        .where(
+            SegmentMembership.segment_id == segment.id,
+            SegmentMembership.profile_id == wanted.c.id,
+        )
+        .exists()
+    )
+    entering = select(
+        literal(segment.installation_id),
+        literal(segment.id),
+        wanted.c.id,
+        literal(now, SegmentMembership.since.type),
+    ).where(~already)
+    entered = list(
         await session.scalars(
-            members_query(rule, installation_id=segment.installation_id, now=now, dialect=dialect)
+            insert(SegmentMembership)
+            .from_select(["installation_id", "segment_id", "profile_id", "since"], entering)
+            .returning(SegmentMembership.profile_id)
         )
     )
-    current = set(
+    left = list(
         await session.scalars(
-            select(SegmentMembership.profile_id).where(SegmentMembership.segment_id == segment.id)
-        )
-    )
-    changes = Changes(entered=sorted(wanted - current), left=sorted(current - wanted))
-    if changes.entered:
-        session.add_all(
-            SegmentMembership(
-                installation_id=segment.installation_id,
-                segment_id=segment.id,
-                profile_id=profile_id,
-                since=now,
-            )
-            for profile_id in changes.entered
-        )
-    if changes.left:
-        await session.execute(
-            delete(SegmentMembership).where(
+            delete(SegmentMembership)
+            .where(
                 SegmentMembership.segment_id == segment.id,
-                SegmentMembership.profile_id.in_(changes.left),
+                SegmentMembership.profile_id.not_in(select(wanted.c.id)),
             )
+            .returning(SegmentMembership.profile_id)
         )
-    for profile_id in changes.entered:
-        await _note(session, segment, profile_id, True, now)
-    for profile_id in changes.left:
-        await _note(session, segment, profile_id, False, now)
-    segment.member_count = len(wanted)
+    )
+    changes = Changes(entered=sorted(entered), left=sorted(left))
+    if segment.refreshed_at is not None:
+        await _note_many(session, segment, changes, now)
+    segment.member_count = int(
+        await session.scalar(select(func.count()).where(SegmentMembership.segment_id == segment.id))
+        or 0
+    )
     segment.refreshed_at = now
     await _count_today(session, segment, now)
     await session.flush()
     return changes
+
+
+async def _note_many(
+    session: AsyncSession, segment: Segment, changes: Changes, now: datetime
+) -> None:
+    """Timeline entries for a whole refresh in one multi-row INSERT."""
+    rows = [
+        {
+            "installation_id": segment.installation_id,
+            "profile_id": profile_id,
+            "kind": f"segment_{verb}",
+            "occurred_at": now,
+            "subject_type": "segment",
+            "subject_id": segment.key,
+            "summary": f"{verb.capitalize()} segment “{segment.name}”",
+            "data": {"segment": segment.key},
+            "dedup_key": f"segment:{segment.id}:{profile_id}:{verb}:{now.isoformat()}",
+            "recorded_at": now,
+        }
+        for verb, ids in (("entered", changes.entered), ("left", changes.left))
+        for profile_id in ids
+    ]
+    if rows:
+        await session.execute(insert(TimelineEntry), rows)
 
 
 async def _count_today(session: AsyncSession, segment: Segment, now: datetime) -> None:

@@ -17,11 +17,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, literal, or_, select, type_coerce, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plugin.profiles.models import Profile
@@ -85,43 +86,61 @@ def _quantile(worst_first: list[Any], q: float) -> Any:
 async def compute_boundaries(
     session: AsyncSession, installation_id: int, currency: str, now: datetime
 ) -> Boundaries:
-    rows = (
+    """The shop's quantile boundaries for one currency, computed in the database."""
+    buyers_filter = (
+        Profile.installation_id == installation_id,
+        Profile.currency == currency,
+        Profile.orders_count > 0,
+        Profile.last_order_at.is_not(None),
+    )
+    buyers, average = (
         await session.execute(
-            select(Profile.last_order_at, Profile.orders_count, Profile.total_spent).where(
-                Profile.installation_id == installation_id,
-                Profile.currency == currency,
-                Profile.orders_count > 0,
-                Profile.last_order_at.is_not(None),
-            )
+            select(func.count(Profile.id), func.avg(Profile.total_spent)).where(*buyers_filter)
         )
-    ).all()
-    buyers = len(rows)
+    ).one()
     if buyers < SMALL_BASE:
-        average = (
-            sum((Decimal(r.total_spent) for r in rows), Decimal(0)) / buyers
-            if buyers
-            else Decimal(0)
-        )
+        mean = Decimal(str(average or 0))
         return Boundaries(
             DEFAULT_RECENCY_DAYS,
             DEFAULT_FREQUENCY,
             tuple(
-                (average * Decimal(str(f))).quantize(Decimal("0.01"))
-                for f in DEFAULT_MONETARY_FACTORS
+                (mean * Decimal(str(f))).quantize(Decimal("0.01")) for f in DEFAULT_MONETARY_FACTORS
             ),
             buyers,
             quantiles=False,
         )
-    days = sorted((_days(now, r.last_order_at) for r in rows), reverse=True)  # worst first
-    orders = sorted(float(r.orders_count) for r in rows)
-    spent = sorted(Decimal(r.total_spent) for r in rows)
+    last_orders = await _quantiles(session, Profile.last_order_at, buyers_filter, buyers)
+    orders = await _quantiles(session, Profile.orders_count, buyers_filter, buyers)
+    spent = await _quantiles(session, Profile.total_spent, buyers_filter, buyers)
     return Boundaries(
-        tuple(_quantile(days, q) for q in QUANTILES),
-        tuple(_quantile(orders, q) for q in QUANTILES),
-        tuple(_quantile(spent, q) for q in QUANTILES),
+        tuple(_days(now, ts) for ts in last_orders),  # oldest last order first: worst first
+        tuple(float(v) for v in orders),
+        tuple(Decimal(str(v)) for v in spent),
         buyers,
         quantiles=True,
     )
+
+
+async def _quantiles(
+    session: AsyncSession, column: Any, where: tuple[Any, ...], buyers: int
+) -> list[Any]:
+    """The value at position ceil(q·n) of the ascending order, for each quantile q
+    (PostgreSQL's percentile_disc; elsewhere one indexed look-up per quantile)."""
+    if session.get_bind().dialect.name == "postgresql":
+        quantiles = func.percentile_disc(postgresql.array(QUANTILES)).within_group(column)
+        values = await session.scalar(
+            select(type_coerce(quantiles, postgresql.ARRAY(column.type))).where(*where)
+        )
+        return list(values or [])
+    found = []
+    for q in QUANTILES:
+        offset = max(0, math.ceil(q * buyers) - 1)
+        found.append(
+            await session.scalar(
+                select(column).where(*where).order_by(column).offset(offset).limit(1)
+            )
+        )
+    return found
 
 
 async def store_boundaries(
@@ -206,8 +225,8 @@ async def score_profiles(
 
 
 async def refresh_rfm(session: AsyncSession, installation_id: int, now: datetime) -> int:
-    """Recompute the boundaries of every currency and rescore every customer; returns how
-    many customers changed cell or score (only those rows are written)."""
+    """Recompute the boundaries of every currency and rescore every customer in the
+    database; returns how many rows changed (only those are written)."""
     currencies = [
         currency
         for currency in await session.scalars(
@@ -217,19 +236,87 @@ async def refresh_rfm(session: AsyncSession, installation_id: int, now: datetime
         )
         if currency
     ]
-    per_currency = {}
-    for currency in currencies:
-        per_currency[currency] = await compute_boundaries(session, installation_id, currency, now)
-        await store_boundaries(session, installation_id, currency, per_currency[currency], now)
     changed = 0
-    profiles = await session.stream_scalars(
-        select(Profile).where(Profile.installation_id == installation_id)
+    for currency in currencies:
+        boundaries = await compute_boundaries(session, installation_id, currency, now)
+        await store_boundaries(session, installation_id, currency, boundaries, now)
+        changed += await _rescore(session, installation_id, currency, boundaries, now)
+    cleared = await session.execute(
+        update(Profile)
+        .where(
+            Profile.installation_id == installation_id,
+            Profile.rfm_recency.is_not(None),
+            or_(
+                Profile.orders_count == 0,
+                Profile.last_order_at.is_(None),
+                Profile.currency.is_(None),
+            ),
+        )
+        .values(rfm_recency=None, rfm_frequency=None, rfm_monetary=None, rfm_cell=None)
+        .execution_options(synchronize_session=False)
     )
-    async for profile in profiles:
-        if apply_scores(profile, per_currency.get(profile.currency or ""), now):
-            changed += 1
-    await session.flush()
+    changed += _rowcount(cleared)
+    cells = case(
+        *(
+            (Profile.rfm_recency * 10 + Profile.rfm_frequency == r * 10 + f, cell_name(r, f))
+            for r in range(1, 6)
+            for f in range(1, 6)
+        ),
+        else_=None,
+    )
+    await session.execute(
+        update(Profile)
+        .where(
+            Profile.installation_id == installation_id,
+            Profile.rfm_recency.is_not(None),
+            Profile.rfm_cell.is_distinct_from(cells),
+        )
+        .values(rfm_cell=cells)
+        .execution_options(synchronize_session=False)
+    )
+    session.expire_all()  # the ORM objects in this session no longer show the scores
     return changed
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def _rescore(
+    session: AsyncSession,
+    installation_id: int,
+    currency: str,
+    boundaries: Boundaries,
+    now: datetime,
+) -> int:
+    def beats(condition_per_boundary: list[Any]) -> Any:
+        return 1 + sum(case((c, 1), else_=0) for c in condition_per_boundary)
+
+    last: Any = Profile.last_order_at
+    recency = beats(
+        [last > literal(now - timedelta(days=d), last.type) for d in boundaries.recency_days]
+    )
+    frequency = beats([Profile.orders_count > literal(b) for b in boundaries.frequency])
+    monetary = beats(
+        [Profile.total_spent > literal(m, Profile.total_spent.type) for m in boundaries.monetary]
+    )
+    result = await session.execute(
+        update(Profile)
+        .where(
+            Profile.installation_id == installation_id,
+            Profile.currency == currency,
+            Profile.orders_count > 0,
+            last.is_not(None),
+            or_(
+                Profile.rfm_recency.is_distinct_from(recency),
+                Profile.rfm_frequency.is_distinct_from(frequency),
+                Profile.rfm_monetary.is_distinct_from(monetary),
+            ),
+        )
+        .values(rfm_recency=recency, rfm_frequency=frequency, rfm_monetary=monetary)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result)
 
 
 @dataclass(frozen=True)
