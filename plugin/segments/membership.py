@@ -6,11 +6,24 @@ Only changes are written: a customer entering gets a membership row and a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 
-from sqlalchemy import delete, func, insert, literal, select, update
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    Table,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plugin.db.upsert import insert_ignore
@@ -24,6 +37,14 @@ from plugin.segments.sql import members_query
 from plugin.timeline.models import TimelineEntry
 from plugin.timeline.service import record
 
+# Per database connection (temporary), emptied before each use.
+WANTED = Table(
+    "crm_segment_wanted",
+    MetaData(),
+    Column("id", Integer, primary_key=True),
+    prefixes=["TEMPORARY"],
+)
+
 
 @dataclass
 class Changes:
@@ -34,11 +55,21 @@ class Changes:
         return bool(self.entered or self.left)
 
 
+@lru_cache(maxsize=4096)
+def _parsed(rule_json: str) -> Rule:
+    return parse_rule(json.loads(rule_json))
+
+
+def compiled_rule(segment: Segment) -> Rule:
+    """The segment's rule, parsed once per distinct rule text (stored rules are valid)."""
+    return _parsed(json.dumps(segment.rule, sort_keys=True))
+
+
 async def _segments(session: AsyncSession, installation_id: int) -> list[tuple[Segment, Rule]]:
     segments = await session.scalars(
         select(Segment).where(Segment.installation_id == installation_id).order_by(Segment.id)
     )
-    return [(segment, parse_rule(segment.rule)) for segment in segments]
+    return [(segment, compiled_rule(segment)) for segment in segments]
 
 
 async def _note(
@@ -134,10 +165,17 @@ async def refresh_segment(
 
     The first fill of a new segment is not news about anyone: it writes no timeline entries.
     """
-    rule = parse_rule(segment.rule)
-    wanted = members_query(
-        rule, installation_id=segment.installation_id, now=now, dialect=dialect
-    ).subquery()
+    rule = compiled_rule(segment)
+    # The rule runs once: its members go to a temporary table both diffs read from.
+    await session.run_sync(lambda sync: WANTED.create(sync.connection(), checkfirst=True))
+    await session.execute(delete(WANTED))
+    await session.execute(
+        insert(WANTED).from_select(
+            ["id"],
+            members_query(rule, installation_id=segment.installation_id, now=now, dialect=dialect),
+        )
+    )
+    wanted = WANTED
     already = (
         select(SegmentMembership.id)
         .where(

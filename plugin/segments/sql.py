@@ -43,18 +43,24 @@ from plugin.segments.rules import (
 )
 
 
-def compile_rule(rule: Rule, *, now: datetime, dialect: str) -> ColumnElement[bool]:
+def compile_rule(
+    rule: Rule, *, now: datetime, dialect: str, installation_id: int
+) -> ColumnElement[bool]:
     """A boolean SQL expression over `Profile`; never NULL."""
+
+    def again(inner: Rule) -> ColumnElement[bool]:
+        return compile_rule(inner, now=now, dialect=dialect, installation_id=installation_id)
+
     if isinstance(rule, AllOf):
-        return and_(*(compile_rule(r, now=now, dialect=dialect) for r in rule.rules))
+        return and_(*(again(r) for r in rule.rules))
     if isinstance(rule, AnyOf):
-        return or_(*(compile_rule(r, now=now, dialect=dialect) for r in rule.rules))
+        return or_(*(again(r) for r in rule.rules))
     if isinstance(rule, Not):
-        return not_(compile_rule(rule.rule, now=now, dialect=dialect))
+        return not_(again(rule.rule))
     if isinstance(rule, Condition):
         return _two_valued(_condition(rule, now, dialect))
     if isinstance(rule, Ordered):
-        return _ordered(rule, now)
+        return _ordered(rule, now, installation_id)
     return _abandoned(rule, now)
 
 
@@ -142,9 +148,10 @@ def _condition(rule: Condition, now: datetime, dialect: str) -> Any:
     }[op]
 
 
-def _ordered(rule: Ordered, now: datetime) -> ColumnElement[bool]:
+def _ordered(rule: Ordered, now: datetime, installation_id: int) -> ColumnElement[bool]:
     filters: list[ColumnElement[bool]] = [
-        Order.profile_id == Profile.id,
+        Order.installation_id == installation_id,
+        Order.profile_id.is_not(None),
         Order.status.not_in(NOT_PLACED),
     ]
     if rule.status == "active":
@@ -184,11 +191,17 @@ def _ordered(rule: Ordered, now: datetime) -> ColumnElement[bool]:
                 ),
             )
         )
-    count = select(func.count(Order.id)).where(*filters).correlate(Profile).scalar_subquery()
-    at_least = count >= rule.at_least if rule.at_least > 0 else true()
+    # One pass over the matching orders, grouped per customer, then a semi-join: far
+    # cheaper than counting each customer's orders one by one.
+    counted = select(Order.profile_id).where(*filters).group_by(Order.profile_id)
+    if rule.at_least > 0:
+        having = func.count(Order.id) >= rule.at_least
+        if rule.at_most is not None:
+            having = and_(having, func.count(Order.id) <= rule.at_most)
+        return Profile.id.in_(counted.having(having))
     if rule.at_most is None:
-        return at_least
-    return and_(at_least, count <= rule.at_most)
+        return true()
+    return Profile.id.not_in(counted.having(func.count(Order.id) > rule.at_most))
 
 
 def _abandoned(rule: AbandonedCheckout, now: datetime) -> ColumnElement[bool]:
@@ -208,5 +221,5 @@ def members_query(rule: Rule, *, installation_id: int, now: datetime, dialect: s
     """`SELECT profiles.id` of every customer of the installation the rule holds for."""
     return select(Profile.id).where(
         Profile.installation_id == installation_id,
-        compile_rule(rule, now=now, dialect=dialect),
+        compile_rule(rule, now=now, dialect=dialect, installation_id=installation_id),
     )

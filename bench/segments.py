@@ -1,0 +1,318 @@
+"""Segment benchmark on PostgreSQL: a synthetic shop, every built-in segment and RFM.
+
+Generates PROFILES customers with about ORDERS_PER_PROFILE orders each (skewed: a few
+customers buy a lot, most buy once or twice), then measures in one run:
+- baseline: one plain `GROUP BY profile_id` scan over all orders;
+- the first full refresh (RFM + every built-in segment, memberships created);
+- a steady refresh one day later (only changed memberships written);
+- single-customer re-evaluation with 30 segments defined (p50/p95 over 300 customers).
+
+Goals (issue #3): full refresh ≤ 30 s and ≤ 3× the baseline; single-customer p95 ≤ 5 ms.
+Prints one JSON line: {"bench": "segments", ...}. `--profiles 20000` for a quick run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+PG_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+EXTRA_SEGMENTS: list[dict[str, Any]] = [
+    {"field": "city", "op": "in", "value": ["Paris", "Lyon"]},
+    {"field": "utm_source", "op": "eq", "value": "newsletter"},
+    {"field": "total_spent", "op": "between", "value": [100, 500]},
+    {"field": "average_order_value", "op": "gte", "value": 150},
+    {"field": "days_since_last_order", "op": "between", "value": [30, 60]},
+    {"field": "rfm_cell", "op": "eq", "value": "Champions"},
+    {"field": "rfm_cell", "op": "in", "value": ["At risk", "Can't lose"]},
+    {"ordered": {"at_least": 2, "within_days": 90}},
+    {"ordered": {"at_least": 1, "status": "cancelled"}},
+    {"ordered": {"at_least": 1, "status": "refunded"}},
+    {"not": {"field": "utm_source", "op": "is_set"}},
+    {
+        "all": [
+            {"field": "country", "op": "eq", "value": "FR"},
+            {"field": "orders_count", "op": "gte", "value": 3},
+        ]
+    },
+    {
+        "any": [
+            {"field": "city", "op": "eq", "value": "Berlin"},
+            {"field": "city", "op": "eq", "value": "Madrid"},
+        ]
+    },
+    {"field": "first_order_at", "op": "after", "value": {"days_ago": 365}},
+    {"field": "paid_orders_count", "op": "between", "value": [2, 4]},
+    {"field": "rfm_monetary", "op": "gte", "value": 4},
+    {"ordered": {"at_least": 3, "paid_only": True}},
+    {"field": "email", "op": "starts_with", "value": "p1"},
+    {"field": "days_since_joined", "op": "lte", "value": 180},
+    {"abandoned_checkout": {"quiet_minutes": 30, "within_hours": 24}},
+    {"field": "cancelled_orders_count", "op": "gte", "value": 1},
+    {"field": "language", "op": "eq", "value": "fr-FR"},
+]
+
+
+def step(message: str) -> None:
+    print(f"[bench segments] {message}", file=sys.stderr, flush=True)
+
+
+GENERATE = """
+INSERT INTO profiles (installation_id, email, currency, city, country, language, utm_source,
+    date_joined, orders_count, paid_orders_count, cancelled_orders_count, refunded_orders_count,
+    total_spent, average_order_value, field_times, created_at, updated_at)
+SELECT $1, 'p' || g || '@example.com', 'USD',
+    (ARRAY['Paris','Lyon','Berlin','Madrid','London','Rome'])[1 + g % 6],
+    (ARRAY['FR','FR','DE','ES','GB','IT'])[1 + g % 6],
+    (ARRAY['fr-FR','fr-FR','de-DE','es-ES','en-GB','it-IT'])[1 + g % 6],
+    (ARRAY['google','newsletter',NULL,'instagram'])[1 + g % 4],
+    now() - (random() * 900) * interval '1 day', 0, 0, 0, 0, 0, 0, '{}', now(), now()
+FROM generate_series(1, $2) AS g;
+"""
+ORDERS = """
+INSERT INTO orders (installation_id, saleor_id, profile_id, status, is_paid, charge_status,
+    currency, total_gross, total_net, total_tax, subtotal_gross, shipping_gross, total_charged,
+    total_refunded, voucher_code, placed_at, source_updated_at, created_at, updated_at)
+SELECT $1, 'o' || g, p.first_id + floor($2 * power(random(), 1.6))::int,
+    CASE WHEN random() < 0.05 THEN 'CANCELED' ELSE 'FULFILLED' END, true, 'FULL', 'USD',
+    t.total, t.total, 0, t.total, 0, t.total,
+    CASE WHEN random() < 0.02 THEN 5 ELSE 0 END,
+    CASE WHEN random() < 0.1 THEN 'SALE' ELSE NULL END,
+    now() - (random() * 730) * interval '1 day', now(), now(), now()
+FROM generate_series(1, $3) AS g,
+     LATERAL (SELECT round((10 + random() * 290)::numeric, 2) AS total) t,
+     (SELECT min(id) AS first_id FROM profiles WHERE installation_id = $1) p;
+"""
+AGGREGATES = """
+UPDATE profiles SET orders_count = a.n, paid_orders_count = a.n, total_spent = a.spent,
+    average_order_value = round(a.spent / a.n, 2), first_order_at = a.first,
+    last_order_at = a.last, cancelled_orders_count = a.cancelled
+FROM (SELECT profile_id, count(*) FILTER (WHERE status <> 'CANCELED') AS n,
+             coalesce(sum(total_charged - total_refunded) FILTER (WHERE status <> 'CANCELED'), 0)
+                 AS spent,
+             min(placed_at) FILTER (WHERE status <> 'CANCELED') AS first,
+             max(placed_at) FILTER (WHERE status <> 'CANCELED') AS last,
+             count(*) FILTER (WHERE status = 'CANCELED') AS cancelled
+      FROM orders WHERE installation_id = $1 GROUP BY profile_id) a
+WHERE profiles.id = a.profile_id AND a.n > 0;
+"""
+CHECKOUTS = """
+INSERT INTO checkouts (installation_id, saleor_id, profile_id, currency, total_gross,
+    subtotal_gross, lines_count, quantity, state, started_at, source_updated_at,
+    created_at, updated_at)
+SELECT $1, 'c' || id, id, 'USD', 50, 50, 2, 2, 'OPEN',
+    now() - random() * interval '3 days', now() - random() * interval '3 days', now(), now()
+FROM profiles WHERE installation_id = $1 AND id % 20 = 0;
+"""
+BASELINE = (
+    "SELECT count(*) FROM (SELECT profile_id, count(*), sum(total_gross) FROM orders"
+    " WHERE installation_id = $1 GROUP BY profile_id) s"
+)
+
+
+async def generate(db_url: str, installation_id: int, profiles: int, orders: int) -> None:
+    conn = await asyncpg.connect(db_url)
+    try:
+        await conn.execute("SELECT setseed(0.42)")
+        await conn.execute(GENERATE, installation_id, profiles)
+        await conn.execute(ORDERS, installation_id, profiles, orders)
+        await conn.execute(AGGREGATES, installation_id)
+        await conn.execute(CHECKOUTS, installation_id)
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+
+
+async def timed_baseline(db_url: str, installation_id: int) -> float:
+    conn = await asyncpg.connect(db_url)
+    try:
+        await conn.fetchval(BASELINE, installation_id)  # warm the cache like the refresh gets
+        started = time.perf_counter()
+        await conn.fetchval(BASELINE, installation_id)
+        return time.perf_counter() - started
+    finally:
+        await conn.close()
+
+
+async def measure(installation_id: int, figures: dict[str, Any]) -> None:
+    from sqlalchemy import func, select
+
+    from plugin.db.base import utcnow
+    from plugin.db.engine import Database
+    from plugin.kit.after_commit import unit_of_work
+    from plugin.profiles.models import Profile
+    from plugin.segments.builtin import ensure_builtin_segments
+    from plugin.segments.membership import (
+        reevaluate_profiles,
+        refresh_installation,
+        refresh_segment,
+    )
+    from plugin.segments.models import Segment
+    from plugin.segments.rfm import refresh_rfm
+    from plugin.settings import Settings
+
+    db = Database(Settings())
+    now = utcnow()
+    async with unit_of_work(db) as session:
+        await ensure_builtin_segments(session, installation_id)
+    step("first full refresh (RFM + built-in segments)")
+    started = time.perf_counter()
+    async with unit_of_work(db) as session:
+        first = await refresh_installation(session, installation_id, now, dialect=db.dialect)
+    figures["first_refresh_seconds"] = round(time.perf_counter() - started, 2)
+    figures["members_created"] = sum(len(c.entered) for c in first.values())
+
+    step("steady refresh one day later")
+    later = now + timedelta(days=1)
+    started = time.perf_counter()
+    async with unit_of_work(db) as session:
+        steady = await refresh_installation(session, installation_id, later, dialect=db.dialect)
+    figures["steady_refresh_seconds"] = round(time.perf_counter() - started, 2)
+    figures["steady_memberships_changed"] = sum(
+        len(c.entered) + len(c.left) for c in steady.values()
+    )
+    # Where the time goes, part by part (same work as the steady refresh, one day on).
+    breakdown: dict[str, float] = {}
+    even_later = later + timedelta(days=1)
+    async with unit_of_work(db) as session:
+        started = time.perf_counter()
+        await refresh_rfm(session, installation_id, even_later)
+        breakdown["rfm"] = round(time.perf_counter() - started, 3)
+        for segment in await session.scalars(
+            select(Segment).where(Segment.installation_id == installation_id)
+        ):
+            started = time.perf_counter()
+            await refresh_segment(session, segment, even_later, dialect=db.dialect)
+            breakdown[segment.key] = round(time.perf_counter() - started, 3)
+    figures["steady_breakdown_seconds"] = breakdown
+
+    async with unit_of_work(db) as session:
+        for n, rule in enumerate(EXTRA_SEGMENTS):
+            session.add(
+                Segment(
+                    installation_id=installation_id, key=f"extra_{n}", name=f"Extra {n}", rule=rule
+                )
+            )
+    async with unit_of_work(db) as session:  # fill them, so re-evaluation finds the steady state
+        await refresh_installation(session, installation_id, even_later, dialect=db.dialect)
+    async with db.session() as session:
+        segments = await session.scalar(
+            select(func.count()).where(Segment.installation_id == installation_id)
+        )
+        ids = list(
+            await session.scalars(
+                select(Profile.id)
+                .where(Profile.installation_id == installation_id)
+                .order_by(func.random())
+                .limit(300)
+            )
+        )
+    figures["segments_defined"] = int(segments or 0)
+    step(f"re-evaluating {len(ids)} customers one by one against {segments} segments")
+    timings = []
+    for profile_id in ids:
+        started = time.perf_counter()
+        async with unit_of_work(db) as session:
+            await reevaluate_profiles(session, installation_id, [profile_id], even_later)
+        timings.append(time.perf_counter() - started)
+    timings.sort()
+    figures["single_profile_p50_ms"] = round(statistics.median(timings) * 1000, 2)
+    figures["single_profile_p95_ms"] = round(timings[int(0.95 * (len(timings) - 1))] * 1000, 2)
+    await db.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--profiles", type=int, default=1_000_000, help="customers to generate")
+    parser.add_argument("--orders-per-profile", type=float, default=5.0, help="average orders")
+    args = parser.parse_args()
+    orders = int(args.profiles * args.orders_per_profile)
+
+    database = f"crm_bench_{uuid.uuid4().hex[:8]}"
+    db_url = PG_URL.rsplit("/", 1)[0] + "/" + database
+    figures: dict[str, Any] = {"bench": "segments", "profiles": args.profiles, "orders": orders}
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(PG_URL)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{database}"'))
+    try:
+        env = {**os.environ, "DATABASE_URL": db_url, "SECRET_KEY": "bench", "LOG_LEVEL": "WARNING"}
+        os.environ.update(env)
+        subprocess.run(
+            [sys.executable, "-m", "plugin.cli", "migrate"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+        async def installation() -> int:
+            from plugin.db.base import utcnow
+            from plugin.db.engine import Database
+            from plugin.kit.after_commit import unit_of_work
+            from plugin.saleor.models import Installation
+            from plugin.settings import Settings
+
+            db = Database(Settings())
+            async with unit_of_work(db) as session:
+                row = Installation(
+                    saleor_api_url="http://127.0.0.1:1/graphql/",
+                    app_id="QXBwOjE=",
+                    token_encrypted="x",
+                    jwks={"keys": []},
+                    installed_at=utcnow(),
+                )
+                session.add(row)
+                await session.flush()
+                installation_id = row.id
+            await db.dispose()
+            return installation_id
+
+        installation_id = asyncio.run(installation())
+        step(f"generating {args.profiles:,} customers and {orders:,} orders")
+        started = time.perf_counter()
+        asyncio.run(generate(db_url, installation_id, args.profiles, orders))
+        figures["generate_seconds"] = round(time.perf_counter() - started, 1)
+
+        step("baseline: one GROUP BY scan over the orders")
+        baseline = asyncio.run(timed_baseline(db_url, installation_id))
+        figures["baseline_group_by_seconds"] = round(baseline, 2)
+        asyncio.run(measure(installation_id, figures))
+        figures["first_refresh_ratio_to_baseline"] = round(
+            figures["first_refresh_seconds"] / baseline, 2
+        )
+        figures["steady_refresh_ratio_to_baseline"] = round(
+            figures["steady_refresh_seconds"] / baseline, 2
+        )
+        figures["goal_refresh_met"] = (
+            figures["steady_refresh_seconds"] <= 30
+            and figures["steady_refresh_ratio_to_baseline"] <= 3
+        )
+        figures["goal_single_profile_met"] = figures["single_profile_p95_ms"] <= 5
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
