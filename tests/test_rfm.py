@@ -6,6 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from plugin.db.base import utcnow
@@ -13,6 +14,7 @@ from plugin.db.engine import Database
 from plugin.kit.after_commit import unit_of_work
 from plugin.profiles.models import Profile
 from plugin.segments.rfm import CELL_NAMES, SMALL_BASE, cell_name, refresh_rfm, rfm_matrix
+from plugin.segments.rfm_settings import RfmSettingsError, parse_rfm_settings, save_rfm_settings
 from tests.conftest import RunningApp, eventually, new_installation
 from tests.simulator import FakeShop
 
@@ -122,3 +124,36 @@ async def test_a_fold_scores_the_customer_at_once(
 
     profile = await eventually(scored)
     assert (profile.rfm_recency, profile.rfm_frequency, profile.rfm_cell) == (5, 1, "New")
+
+
+async def test_merchant_set_boundaries_replace_the_quantiles(db: Database) -> None:
+    installation_id = await new_installation(db)
+    async with unit_of_work(db) as session:
+        await save_rfm_settings(
+            session,
+            installation_id,
+            {"frequency": [1, 3, 6, 10], "monetary": {"usd": [10, 20, 30, 40]}},
+        )
+        buyer = await _buyer(session, installation_id, 1, days=1, orders=4, spent="35")
+        await session.flush()
+        await refresh_rfm(session, installation_id, utcnow())
+        await session.refresh(buyer)
+    # 4 orders beat 1 and 3 of the merchant's boundaries; 35 beats 10, 20 and 30
+    assert (buyer.rfm_frequency, buyer.rfm_monetary) == (3, 4)
+    assert buyer.rfm_recency == 5  # recency keeps its computed boundaries
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        ({"frequency": [1, 2, 3]}, "frequency: expected a list of 4"),
+        ({"frequency": [4, 3, 2, 1]}, "strictly increasing"),
+        ({"recency_days": [30, 60, 120, 240]}, "strictly decreasing"),
+        ({"monetary": {"dollars": [1, 2, 3, 4]}}, "not a currency code"),
+        ({"monetary": {"USD": [1, "x", 3, 4]}}, r"monetary.USD\[1\]"),
+        ({"weights": {}}, "RFM settings take only"),
+    ],
+)
+def test_bad_boundaries_are_refused_with_the_part(raw: Any, words: str) -> None:
+    with pytest.raises(RfmSettingsError, match=words):
+        parse_rfm_settings(raw)

@@ -86,6 +86,8 @@ async def test_each_fold_moves_the_customer_between_segments(
     assert await _segments_of(db, installation_id, "seg@example.com") == {
         "new_customers",
         "one_time_buyers",
+        "source-direct",  # no UTM on the order
+        "big_spenders",  # the only buyer is the top 10 % of the shop
     }
 
     second = shop.create_order(email="seg@example.com", lines=LINE)

@@ -14,12 +14,20 @@ from hypothesis import strategies as st
 from plugin.commerce.models import Checkout, CheckoutState, Order, OrderLine
 from plugin.db.engine import Database
 from plugin.kit.after_commit import unit_of_work
-from plugin.profiles.models import Profile
+from plugin.profiles.models import (
+    ConsentState,
+    Identity,
+    IdentityKind,
+    Profile,
+    ProfileTag,
+)
 from plugin.segments.evaluate import explain, matches
 from plugin.segments.facts import OrderFacts, ProfileFacts, load_facts
 from plugin.segments.fields import FIELDS, OPERATORS, FieldKind
+from plugin.segments.models import Segment, SegmentMembership
 from plugin.segments.rules import RuleError, parse_rule
 from plugin.segments.sql import members_query
+from plugin.segments.thresholds import resolve
 from tests.conftest import new_installation
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -46,7 +54,13 @@ EXAMPLES = int(os.environ.get("CRM_PROPERTY_EXAMPLES", DEFAULT_EXAMPLES))
         ({"ordered": {"at_least": 3, "at_most": 1}}, "$.ordered.at_most", "below at_least"),
         ({"ordered": {"within": 30}}, "$.ordered", "unknown option(s) within"),
         ({"ordered": {"status": "lost"}}, "$.ordered.status", "status is one of"),
-        ({"abandoned_checkout": {"quiet_minutes": 0}}, "$.abandoned_checkout.quiet_minutes", ""),
+        ({"abandoned_checkout": {"quiet_minutes": -1}}, "$.abandoned_checkout.quiet_minutes", ""),
+        ({"field": "tags", "op": "has", "value": ""}, "$.value", "a tag is text"),
+        ({"in_segment": ""}, "$.in_segment", "key of a segment"),
+        ({"top_percent": {"field": "city", "percent": 10}}, "$.top_percent.field", "one of"),
+        ({"top_percent": {"field": "total_spent"}}, "$.top_percent.percent", "required"),
+        ({"top_percent": {"field": "total_spent", "percent": 120}}, "$.top_percent.percent", ""),
+        ({"field": "predicted_next_order_at", "op": "before", "value": {"days": 1}}, "$.value", ""),
         ("city = Paris", "$", "expected an object"),
     ],
 )
@@ -140,7 +154,9 @@ TEXT_VALUES: dict[str, list[str | None]] = {
     "email": [None, "ann@example.com", "bob@example.org"],
     "language": [None, "en-US", "fr-FR"],
     "currency": [None, "USD", "EUR"],
+    "channel": [None, "default-channel", "wholesale"],
 }
+TAGS = ["vip", "wholesale"]
 
 orders_strategy = st.lists(
     st.fixed_dictionaries(
@@ -178,6 +194,16 @@ profile_strategy = st.fixed_dictionaries(
         "date_joined": st.sampled_from(AGES),
         "is_active": st.sampled_from([None, True, False]),
         "saleor_user_id": st.sampled_from([None, "VXNlcjox"]),
+        "average_order_value": st.sampled_from([Decimal(0), Decimal("10.50"), Decimal("100")]),
+        "score": st.sampled_from([None, 0, 30, 100]),
+        "p_alive": st.sampled_from([None, 0.1, 0.5, 0.99]),
+        "predicted_value_12m": st.sampled_from([None, Decimal(0), Decimal("100")]),
+        "predicted_next_order_at": st.sampled_from([None, -30, 0.5, 40]),
+        "tags": st.lists(st.sampled_from(TAGS), unique=True),
+        "consents": st.dictionaries(
+            st.sampled_from(["email", "phone"]), st.sampled_from(list(ConsentState))
+        ),
+        "in_segment": st.booleans(),
         "orders": orders_strategy,
         "checkouts": checkouts_strategy,
     }
@@ -186,6 +212,9 @@ profile_strategy = st.fixed_dictionaries(
 
 def _leaf_values(name: str, op: str) -> st.SearchStrategy[Any]:
     kind = FIELDS[name].kind
+    if kind is FieldKind.TAGS:
+        tag = st.sampled_from([*TAGS, "other"])
+        return st.lists(tag, min_size=1, max_size=2) if op != "has" else tag
     if kind is FieldKind.TEXT:
         pool = [v for v in TEXT_VALUES.get(name, ["x"]) if v] or ["x"]
         one = st.sampled_from(pool + ["Par", "goo", "e"])
@@ -199,6 +228,7 @@ def _leaf_values(name: str, op: str) -> st.SearchStrategy[Any]:
     else:  # dates
         one = st.one_of(
             st.sampled_from([{"days_ago": d} for d in (0, 30, 90, 365)]),
+            st.sampled_from([{"days_ahead": d} for d in (1, 35)]),
             st.sampled_from(["2026-08-22", (NOW - timedelta(days=30)).isoformat()]),
         )
     if op == "between":
@@ -243,8 +273,14 @@ abandoned_rule = st.builds(
         },
     ),
 )
+segment_rule = st.builds(lambda key: {"in_segment": key}, st.sampled_from(["seg_a", "gone"]))
+top_rule = st.builds(
+    lambda field, percent: {"top_percent": {"field": field, "percent": percent}},
+    st.sampled_from(["total_spent", "average_order_value", "orders_count"]),
+    st.sampled_from([10, 50, 100]),
+)
 rules_strategy = st.recursive(
-    st.one_of(condition(), ordered_rule, abandoned_rule),
+    st.one_of(condition(), ordered_rule, abandoned_rule, segment_rule, top_rule),
     lambda children: st.one_of(
         st.builds(lambda rs: {"all": rs}, st.lists(children, min_size=1, max_size=3)),
         st.builds(lambda rs: {"any": rs}, st.lists(children, min_size=1, max_size=3)),
@@ -257,12 +293,14 @@ rules_strategy = st.recursive(
 async def _population(db: Database, people: list[dict[str, Any]]) -> tuple[int, list[int]]:
     installation_id = await new_installation(db)
     ids = []
+    related = ("orders", "checkouts", "last_order_at", "tags", "consents", "in_segment")
     async with unit_of_work(db) as session:
+        segment = Segment(installation_id=installation_id, key="seg_a", name="A", rule={})
+        session.add(segment)
         for n, person in enumerate(people):
-            attributes = {
-                k: v for k, v in person.items() if k not in ("orders", "checkouts", "last_order_at")
-            }
+            attributes = {k: v for k, v in person.items() if k not in related}
             attributes["date_joined"] = _ago(person["date_joined"])
+            attributes["predicted_next_order_at"] = _ago(person["predicted_next_order_at"])
             profile = Profile(
                 installation_id=installation_id,
                 last_order_at=_ago(person["last_order_at"]),
@@ -271,6 +309,34 @@ async def _population(db: Database, people: list[dict[str, Any]]) -> tuple[int, 
             session.add(profile)
             await session.flush()
             ids.append(profile.id)
+            for tag in person["tags"]:
+                session.add(
+                    ProfileTag(
+                        installation_id=installation_id,
+                        profile_id=profile.id,
+                        tag=tag,
+                        created_at=NOW,
+                    )
+                )
+            for kind, state in person["consents"].items():
+                session.add(
+                    Identity(
+                        installation_id=installation_id,
+                        profile_id=profile.id,
+                        kind=IdentityKind(kind),
+                        value=f"{kind}-{n}",
+                        marketing_consent=state,
+                    )
+                )
+            if person["in_segment"]:
+                session.add(
+                    SegmentMembership(
+                        installation_id=installation_id,
+                        segment_id=segment.id,
+                        profile_id=profile.id,
+                        since=NOW,
+                    )
+                )
             for m, spec in enumerate(person["orders"]):
                 order = Order(
                     installation_id=installation_id,
@@ -335,7 +401,7 @@ async def test_sql_and_evaluator_agree(
         profiles = [await session.get(Profile, i) for i in ids]
         facts = {p.id: await load_facts(session, p) for p in profiles if p is not None}
         for raw in raw_rules:
-            rule = parse_rule(raw)
+            rule = await resolve(session, installation_id, parse_rule(raw), fresh=True)
             query = members_query(
                 rule, installation_id=installation_id, now=NOW, dialect=db.dialect
             )

@@ -78,6 +78,7 @@ async def test_customer_story_over_http(
     assert mia.currency == "USD"
     assert mia.total_spent == Decimal("175.00")
     assert mia.average_order_value == Decimal("97.50")
+    assert mia.channel == "default-channel"  # the channel of her latest order
 
     async with db.session() as session:
         orders = {

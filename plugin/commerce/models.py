@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Boolean, Enum, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, Enum, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from plugin.db.base import ZERO, Base, JSONType, Money, TenantMixin, TimestampMixin
@@ -26,7 +26,10 @@ class SourceMixin:
 
 class Order(TenantMixin, TimestampMixin, SourceMixin, Base):
     __tablename__ = "orders"
-    __table_args__ = (UniqueConstraint("installation_id", "saleor_id"),)
+    __table_args__ = (
+        UniqueConstraint("installation_id", "saleor_id"),
+        Index("ix_orders_installation_id_placed_at", "installation_id", "placed_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     saleor_id: Mapped[str] = mapped_column(String(256))
@@ -89,7 +92,10 @@ class CheckoutState(enum.StrEnum):
 
 class Checkout(TenantMixin, TimestampMixin, SourceMixin, Base):
     __tablename__ = "checkouts"
-    __table_args__ = (UniqueConstraint("installation_id", "saleor_id"),)
+    __table_args__ = (
+        UniqueConstraint("installation_id", "saleor_id"),
+        Index("ix_checkouts_installation_id_started_at", "installation_id", "started_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     saleor_id: Mapped[str] = mapped_column(String(256))

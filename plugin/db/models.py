@@ -1,9 +1,11 @@
 """Imports every model, so `Base.metadata` is complete for Alembic and tests."""
 
+from plugin.analytics.models import AdCost
 from plugin.commerce.models import Checkout, CheckoutLine, Fulfillment, Order, OrderLine
 from plugin.db.base import Base
 from plugin.inbox.models import InboxEvent
-from plugin.profiles.models import Identity, Profile, ProfileTotal
+from plugin.predictions.models import PredictionModel
+from plugin.profiles.models import Identity, Profile, ProfileTag, ProfileTotal
 from plugin.saleor.models import Installation
 from plugin.segments.models import (
     RfmBoundaries,
@@ -14,6 +16,7 @@ from plugin.segments.models import (
 from plugin.timeline.models import TimelineEntry
 
 __all__ = [
+    "AdCost",
     "Base",
     "Checkout",
     "CheckoutLine",
@@ -23,7 +26,9 @@ __all__ = [
     "Installation",
     "Order",
     "OrderLine",
+    "PredictionModel",
     "Profile",
+    "ProfileTag",
     "ProfileTotal",
     "RfmBoundaries",
     "Segment",

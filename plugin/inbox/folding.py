@@ -16,6 +16,7 @@ from plugin.profiles.models import Profile
 from plugin.saleor.events import family_of
 from plugin.saleor.installations import fold_app_event
 from plugin.saleor.payloads import JSON, PayloadError
+from plugin.scoring import service as scoring
 from plugin.segments.membership import reevaluate_profiles
 from plugin.segments.rfm import score_profiles
 
@@ -56,12 +57,14 @@ async def refresh_figures(session: AsyncSession, profiles: Iterable[Profile]) ->
 async def refresh_derived(
     session: AsyncSession, installation_id: int, profiles: Iterable[Profile]
 ) -> list[int]:
-    """What follows from a fold: each touched customer's figures, then their segments."""
+    """What follows from a fold: each touched customer's figures, RFM and score, then
+    their segments (which may test all of those)."""
     ids = await refresh_figures(session, profiles)
     if ids:
         now = utcnow()
         touched = [p for p in [await session.get(Profile, i) for i in ids] if p is not None]
         await score_profiles(session, installation_id, touched, now)
+        await scoring.score_profiles(session, installation_id, touched)
         await reevaluate_profiles(session, installation_id, ids, now)
     return ids
 

@@ -9,7 +9,8 @@ Definitions (shown to staff as "where the number comes from"):
 - paid order: active and fully charged (`chargeStatus` FULL/OVERCHARGED or `isPaid`);
 - total spent: money actually kept, Σ (charged − refunded) over active orders;
 - average check: Σ order total over paid orders ÷ paid orders;
-- average days between orders: (last − first) ÷ (active orders − 1).
+- average days between orders: (last − first) ÷ (active orders − 1);
+- channel: the sales channel of the latest order (of the latest checkout without orders).
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ async def _recompute(session: AsyncSession, profile: Profile) -> None:
     profile.last_checkout_at = await session.scalar(
         select(func.max(Checkout.source_updated_at)).where(Checkout.profile_id == profile.id)
     )
+    profile.channel = await _channel(session, profile, orders)
 
     # The main currency: most orders, then most money, then the code, for a stable choice.
     ranked = sorted(per_currency.items(), key=lambda kv: (-kv[1].orders, -kv[1].spent, kv[0]))
@@ -109,6 +111,20 @@ async def _recompute(session: AsyncSession, profile: Profile) -> None:
         profile.currency, profile.total_spent, profile.average_order_value = None, ZERO, ZERO
 
     await _replace_totals(session, profile, per_currency)
+
+
+async def _channel(session: AsyncSession, profile: Profile, orders: list[Order]) -> str | None:
+    """The channel of the latest order, or of the latest checkout for one who never ordered."""
+    ordered = [o for o in orders if o.channel_slug]
+    if ordered:
+        return max(ordered, key=lambda o: (o.placed_at, o.id)).channel_slug
+    channel: str | None = await session.scalar(
+        select(Checkout.channel_slug)
+        .where(Checkout.profile_id == profile.id, Checkout.channel_slug.is_not(None))
+        .order_by(Checkout.source_updated_at.desc(), Checkout.id.desc())
+        .limit(1)
+    )
+    return channel
 
 
 async def _replace_totals(

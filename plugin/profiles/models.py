@@ -7,7 +7,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Boolean, Enum, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from plugin.db.base import ZERO, Base, JSONType, Money, TenantMixin, TimestampMixin
@@ -71,12 +81,23 @@ class Profile(TenantMixin, TimestampMixin, Base):
     last_order_at: Mapped[datetime | None]
     average_days_between_orders: Mapped[float | None] = mapped_column(Float)
     last_checkout_at: Mapped[datetime | None]
+    # The sales channel of the customer's latest order (or checkout when none).
+    channel: Mapped[str | None] = mapped_column(String(256))
 
     # RFM scores 1–5 and the named cell (plugin/segments/rfm.py).
     rfm_recency: Mapped[int | None] = mapped_column(Integer)
     rfm_frequency: Mapped[int | None] = mapped_column(Integer)
     rfm_monetary: Mapped[int | None] = mapped_column(Integer)
     rfm_cell: Mapped[str | None] = mapped_column(String(32), index=True)
+
+    # Customer score 0–100 (plugin/scoring/), explainable from the same inputs.
+    score: Mapped[int | None] = mapped_column(Integer, index=True)
+
+    # Predictions from the shop's BG/NBD + Gamma-Gamma fit (plugin/predictions/).
+    p_alive: Mapped[float | None] = mapped_column(Float)
+    predicted_orders_12m: Mapped[float | None] = mapped_column(Float)
+    predicted_value_12m: Mapped[Decimal | None] = mapped_column(Money)
+    predicted_next_order_at: Mapped[datetime | None]
 
 
 class Identity(TenantMixin, TimestampMixin, Base):
@@ -114,3 +135,20 @@ class ProfileTotal(TenantMixin, Base):
     paid_orders_count: Mapped[int] = mapped_column(Integer, default=0)
     total_spent: Mapped[Decimal] = mapped_column(Money, default=ZERO)
     average_order_value: Mapped[Decimal] = mapped_column(Money, default=ZERO)
+
+
+class ProfileTag(TenantMixin, Base):
+    """A label staff put on a customer ("wholesale", "influencer"); segments can test it."""
+
+    __tablename__ = "profile_tags"
+    __table_args__ = (
+        UniqueConstraint("profile_id", "tag"),
+        Index("ix_profile_tags_installation_id_tag", "installation_id", "tag"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    profile_id: Mapped[int] = mapped_column(
+        ForeignKey("profiles.id", ondelete="CASCADE"), index=True
+    )
+    tag: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]

@@ -33,3 +33,5 @@ class Installation(TimestampMixin, Base):
     )
     installed_at: Mapped[datetime]
     removed_at: Mapped[datetime | None]
+    # What the merchant tuned: RFM thresholds, score weights, … (each owner validates its part).
+    preferences: Mapped[dict[str, Any] | None]

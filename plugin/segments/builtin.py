@@ -3,12 +3,14 @@ merchant edits them like any other segment; re-installing never overwrites an ed
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from plugin.profiles.models import Profile
 from plugin.segments.models import Segment
 from plugin.segments.rules import parse_rule
 
@@ -76,6 +78,23 @@ BUILTIN_SEGMENTS = (
         {"abandoned_checkout": {"quiet_minutes": 60, "within_hours": 168}},
     ),
     BuiltinSegment(
+        "big_spenders",
+        "Big spenders",
+        "The top 10 % of buyers by average check, in their currency.",
+        {"top_percent": {"field": "average_order_value", "percent": 10}},
+    ),
+    BuiltinSegment(
+        "source-direct",
+        "Source: direct",
+        "First touch carried no UTM source: typed the address, bookmarks, word of mouth.",
+        {
+            "all": [
+                {"field": "orders_count", "op": "gte", "value": 1},
+                {"field": "utm_source", "op": "is_not_set"},
+            ]
+        },
+    ),
+    BuiltinSegment(
         "discount_lovers",
         "Discount lovers",
         "Two or more orders placed with a voucher.",
@@ -107,5 +126,61 @@ async def ensure_builtin_segments(session: AsyncSession, installation_id: int) -
             )
         )
         created.append(builtin.key)
+    await session.flush()
+    return created
+
+
+SOURCE_SEGMENTS_MAX = 20
+
+
+def _source_key(source: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", source.lower()).strip("-")[:48] or "unnamed"
+    return f"source-{slug}"
+
+
+async def ensure_source_segments(session: AsyncSession, installation_id: int) -> list[str]:
+    """One segment per first-touch source (the biggest `SOURCE_SEGMENTS_MAX`), created as
+    sources appear; like every built-in, the merchant may edit or delete them."""
+    counted = func.count(Profile.id)
+    sources = list(
+        await session.scalars(
+            select(Profile.utm_source)
+            .where(
+                Profile.installation_id == installation_id,
+                Profile.utm_source.is_not(None),
+                Profile.utm_source != "",
+            )
+            .group_by(Profile.utm_source)
+            .order_by(counted.desc(), Profile.utm_source)
+            .limit(SOURCE_SEGMENTS_MAX)
+        )
+    )
+    existing = set(
+        await session.scalars(select(Segment.key).where(Segment.installation_id == installation_id))
+    )
+    created = []
+    for source in sources:
+        if source is None or len(source) > 512:
+            continue
+        key = _source_key(source)
+        if key in existing:
+            continue
+        existing.add(key)
+        session.add(
+            Segment(
+                installation_id=installation_id,
+                key=key,
+                name=f"Source: {source}",
+                description=f"First order or checkout came from “{source}” (utm_source).",
+                rule={
+                    "all": [
+                        {"field": "orders_count", "op": "gte", "value": 1},
+                        {"field": "utm_source", "op": "eq", "value": source},
+                    ]
+                },
+                builtin=True,
+            )
+        )
+        created.append(key)
     await session.flush()
     return created

@@ -11,11 +11,13 @@ from plugin.segments.rules import (
     AllOf,
     AnyOf,
     Condition,
+    InSegment,
     Not,
     Ordered,
     RelativeDate,
     Rule,
     Scalar,
+    TopPercent,
 )
 
 OP_WORDS = {
@@ -36,13 +38,19 @@ OP_WORDS = {
     "is_not_set": "is unknown",
     "is_true": "yes",
     "is_false": "no",
+    "has": "include",
+    "has_any": "include any of",
+    "has_none": "include none of",
 }
 
 
 def _value(value: Scalar) -> str:
     if isinstance(value, RelativeDate):
-        days = f"{value.days_ago:g}"
-        return "today" if value.days_ago == 0 else f"{days} day{'s' if days != '1' else ''} ago"
+        days = f"{abs(value.days_ago):g}"
+        plural = "s" if days != "1" else ""
+        if value.days_ago == 0:
+            return "today"
+        return f"{days} day{plural} ago" if value.days_ago > 0 else f"in {days} day{plural}"
     if isinstance(value, datetime):
         return (
             value.date().isoformat() if value.time() == datetime.min.time() else value.isoformat()
@@ -63,6 +71,8 @@ def describe(rule: Rule) -> str:
         label = rule.field.label
         if rule.field.kind is FieldKind.FLAG:
             return f"{label}: {OP_WORDS[rule.op]}"
+        if rule.field.kind is FieldKind.TAGS and not rule.values:
+            return "has tags" if rule.op == "is_set" else "has no tags"
         words = OP_WORDS[rule.op]
         if not rule.values:
             return f"{label} {words}"
@@ -71,6 +81,11 @@ def describe(rule: Rule) -> str:
         return f"{label} {words} " + ", ".join(_value(v) for v in rule.values)
     if isinstance(rule, Ordered):
         return _ordered(rule)
+    if isinstance(rule, InSegment):
+        return f"in segment {rule.key!r}"
+    if isinstance(rule, TopPercent):
+        scope = " in their currency" if rule.field.kind is FieldKind.MONEY else ""
+        return f"among the top {rule.percent:g} % of buyers by {rule.field.label}{scope}"
     return _abandoned(rule)
 
 
@@ -98,7 +113,10 @@ def _ordered(rule: Ordered) -> str:
 
 
 def _abandoned(rule: AbandonedCheckout) -> str:
-    text = f"a cart with items left untouched for {rule.quiet_minutes:g} minutes"
+    if rule.quiet_minutes == 0:
+        text = "a cart with items that did not become an order"
+    else:
+        text = f"a cart with items left untouched for {rule.quiet_minutes:g} minutes"
     if rule.within_hours is not None:
         text += f", last changed within {rule.within_hours:g} hours"
     return text

@@ -15,17 +15,19 @@ from typing import Any
 from plugin.commerce.models import CheckoutState
 from plugin.segments.describe import describe
 from plugin.segments.facts import OrderFacts, ProfileFacts
-from plugin.segments.fields import Field, FieldKind
+from plugin.segments.fields import CONSENT_FLAGS, Field, FieldKind
 from plugin.segments.rules import (
     AbandonedCheckout,
     AllOf,
     AnyOf,
     Condition,
+    InSegment,
     Not,
     Ordered,
     RelativeDate,
     Rule,
     Scalar,
+    TopPercent,
 )
 
 
@@ -57,10 +59,14 @@ def matches(rule: Rule, facts: ProfileFacts, now: datetime) -> bool:
     if isinstance(rule, Not):
         return not matches(rule.rule, facts, now)
     if isinstance(rule, Condition):
-        return _condition(rule, facts.attributes.get(rule.field.column), now)
+        return _condition(rule, _actual(rule.field, facts), now)
     if isinstance(rule, Ordered):
         count = sum(1 for order in facts.orders if _order_counts(rule, order, now))
         return count >= rule.at_least and (rule.at_most is None or count <= rule.at_most)
+    if isinstance(rule, InSegment):
+        return rule.key in facts.segments
+    if isinstance(rule, TopPercent):
+        return _in_top(rule, facts)
     quiet_since = now - timedelta(minutes=rule.quiet_minutes)
     return any(
         _abandoned(rule, c.state, c.lines_count, c.source_updated_at, now, quiet_since)
@@ -79,7 +85,7 @@ def explain(rule: Rule, facts: ProfileFacts, now: datetime) -> Explanation:
         inner = explain(rule.rule, facts, now)
         return Explanation("not", not inner.holds, parts=[inner])
     if isinstance(rule, Condition):
-        actual = facts.attributes.get(rule.field.column)
+        actual = _actual(rule.field, facts)
         return Explanation(
             describe(rule), _condition(rule, actual, now), _shown(rule.field, actual, now)
         )
@@ -87,6 +93,13 @@ def explain(rule: Rule, facts: ProfileFacts, now: datetime) -> Explanation:
         count = sum(1 for order in facts.orders if _order_counts(rule, order, now))
         holds = count >= rule.at_least and (rule.at_most is None or count <= rule.at_most)
         return Explanation(describe(rule), holds, count)
+    if isinstance(rule, InSegment):
+        return Explanation(describe(rule), rule.key in facts.segments)
+    if isinstance(rule, TopPercent):
+        value = facts.attributes.get(rule.field.column)
+        return Explanation(
+            describe(rule), _in_top(rule, facts), _shown(rule.field, value, now) or None
+        )
     quiet_since = now - timedelta(minutes=rule.quiet_minutes)
     carts = [
         c
@@ -94,6 +107,27 @@ def explain(rule: Rule, facts: ProfileFacts, now: datetime) -> Explanation:
         if _abandoned(rule, c.state, c.lines_count, c.source_updated_at, now, quiet_since)
     ]
     return Explanation(describe(rule), bool(carts), len(carts))
+
+
+def _actual(field: Field, facts: ProfileFacts) -> Any:
+    if field.kind is FieldKind.TAGS:
+        return facts.tags
+    if field.name in CONSENT_FLAGS:
+        return CONSENT_FLAGS[field.name] in facts.consents
+    return facts.attributes.get(field.column)
+
+
+def _in_top(rule: TopPercent, facts: ProfileFacts) -> bool:
+    if rule.thresholds is None:
+        raise ValueError("top_percent thresholds must be resolved before evaluating")
+    value = facts.attributes.get(rule.field.column)
+    if not facts.attributes.get("orders_count") or value is None:
+        return False
+    wanted = facts.attributes.get("currency") if rule.field.kind is FieldKind.MONEY else ""
+    return any(
+        currency == wanted and Decimal(value) >= threshold
+        for currency, threshold in rule.thresholds
+    )
 
 
 def _abandoned(
@@ -150,8 +184,13 @@ def _number(field: Field, actual: Any, value: Scalar) -> tuple[Any, Any]:
 
 def _condition(rule: Condition, actual: Any, now: datetime) -> bool:
     kind, op, values = rule.field.kind, rule.op, rule.values
+    if kind is FieldKind.TAGS:
+        if op in ("is_set", "is_not_set"):
+            return bool(actual) == (op == "is_set")
+        has_any = any(v in actual for v in values)
+        return not has_any if op == "has_none" else has_any
     if kind is FieldKind.FLAG:
-        truth = actual is True if rule.field.name == "is_active" else actual is not None
+        truth = _truth(rule.field, actual)
         return truth if op == "is_true" else not truth
     if op in ("ne", "not_in"):
         positive = Condition(rule.field, "eq" if op == "ne" else "in", values)
@@ -210,14 +249,22 @@ def _condition(rule: Condition, actual: Any, now: datetime) -> bool:
     )
 
 
+def _truth(field: Field, actual: Any) -> bool:
+    if field.name == "is_active" or field.name in CONSENT_FLAGS:
+        return actual is True
+    return actual is not None
+
+
 def _shown(field: Field, actual: Any, now: datetime) -> Any:
     """The customer's value as the card shows it next to the condition."""
     if actual is None:
         return None
+    if field.kind is FieldKind.TAGS:
+        return sorted(actual)
     if field.kind is FieldKind.DAYS:
         return round((now - actual).total_seconds() / 86400, 1)
     if field.kind is FieldKind.FLAG:
-        return actual is True if field.name == "is_active" else True
+        return _truth(field, actual)
     if isinstance(actual, datetime):
         return actual.isoformat()
     if isinstance(actual, Decimal):

@@ -1,8 +1,8 @@
-"""What the single-profile evaluator needs to know about one customer, loaded in 3 queries."""
+"""What the single-profile evaluator needs to know about one customer, loaded in 6 queries."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from plugin.commerce.models import Checkout, CheckoutState, Order, OrderLine
 from plugin.profiles.aggregates import NOT_PLACED, PAID_CHARGE_STATUSES
-from plugin.profiles.models import Profile
+from plugin.profiles.models import ConsentState, Identity, Profile, ProfileTag
+from plugin.segments.models import Segment, SegmentMembership
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,10 @@ class ProfileFacts:
     attributes: dict[str, Any]
     orders: tuple[OrderFacts, ...]
     checkouts: tuple[CheckoutFacts, ...]
+    tags: frozenset[str] = frozenset()
+    consents: frozenset[str] = frozenset()  # identity kinds with marketing consent granted
+    # keys of the segments the customer is in; updated while a fold re-evaluates them
+    segments: set[str] = field(default_factory=set)
 
 
 PROFILE_COLUMNS = tuple(c.key for c in Profile.__table__.columns)
@@ -79,6 +84,18 @@ async def load_facts(session: AsyncSession, profile: Profile) -> ProfileFacts:
                 )
             )
     checkouts = await session.scalars(select(Checkout).where(Checkout.profile_id == profile.id))
+    tags = await session.scalars(select(ProfileTag.tag).where(ProfileTag.profile_id == profile.id))
+    consents = await session.scalars(
+        select(Identity.kind).where(
+            Identity.profile_id == profile.id,
+            Identity.marketing_consent == ConsentState.GRANTED,
+        )
+    )
+    segments = await session.scalars(
+        select(Segment.key)
+        .join(SegmentMembership, SegmentMembership.segment_id == Segment.id)
+        .where(SegmentMembership.profile_id == profile.id)
+    )
     return ProfileFacts(
         attributes={name: getattr(profile, name) for name in PROFILE_COLUMNS},
         orders=tuple(
@@ -96,4 +113,7 @@ async def load_facts(session: AsyncSession, profile: Profile) -> ProfileFacts:
         checkouts=tuple(
             CheckoutFacts(c.state, c.lines_count, c.source_updated_at) for c in checkouts
         ),
+        tags=frozenset(tags),
+        consents=frozenset(str(kind) for kind in consents),
+        segments=set(segments),
     )

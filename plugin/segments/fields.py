@@ -6,7 +6,11 @@ Semantics shared by the SQL compiler and the single-profile evaluator (they must
 - text compares exactly (cities are stored title-cased, e-mails lower-cased, countries as
   ISO codes); `contains` and `starts_with` are case-sensitive too;
 - `between` includes both ends; dates: `before` / `after` are strict;
-- `days_since_*` fields count days from a date to now: `gte 90` means "90 days or more".
+- `days_since_*` fields count days from a date to now: `gte 90` means "90 days or more";
+- `tags` tests the staff-given labels: `has` one tag, `has_any` / `has_none` of a list,
+  `is_set` any tag at all;
+- consent flags are true when an identity of that kind (e-mail, phone) has granted
+  marketing consent: the list of who may receive a campaign.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ class FieldKind(enum.StrEnum):
     DATE = "date"
     DAYS = "days"  # days elapsed since a date column
     FLAG = "flag"
+    TAGS = "tags"
 
 
 OPERATORS: dict[FieldKind, tuple[str, ...]] = {
@@ -31,7 +36,13 @@ OPERATORS: dict[FieldKind, tuple[str, ...]] = {
     FieldKind.DATE: ("before", "after", "between", "is_set", "is_not_set"),
     FieldKind.DAYS: ("gt", "gte", "lt", "lte", "between", "is_set", "is_not_set"),
     FieldKind.FLAG: ("is_true", "is_false"),
+    FieldKind.TAGS: ("has", "has_any", "has_none", "is_set", "is_not_set"),
 }
+
+# Columns stored as binary floats: both evaluators compare them as floats.
+FLOAT_COLUMNS = frozenset({"average_days_between_orders", "p_alive", "predicted_orders_12m"})
+# Flags that are not profile columns: marketing consent of one identity kind.
+CONSENT_FLAGS = {"email_consent": "email", "sms_consent": "phone"}
 
 
 @dataclass(frozen=True)
@@ -45,7 +56,7 @@ class Field:
     @property
     def is_float(self) -> bool:
         """Stored as a binary float: both evaluators compare as floats."""
-        return self.column == "average_days_between_orders"
+        return self.column in FLOAT_COLUMNS
 
 
 def _fields(*fields: Field) -> dict[str, Field]:
@@ -90,6 +101,22 @@ FIELDS: dict[str, Field] = _fields(
     Field("rfm_frequency", FieldKind.NUMBER, "rfm_frequency", "RFM frequency score"),
     Field("rfm_monetary", FieldKind.NUMBER, "rfm_monetary", "RFM monetary score"),
     Field("rfm_cell", FieldKind.TEXT, "rfm_cell", "RFM cell"),
+    Field("channel", FieldKind.TEXT, "channel", "sales channel"),
+    Field("score", FieldKind.NUMBER, "score", "customer score"),
+    Field("p_alive", FieldKind.NUMBER, "p_alive", "probability still active"),
+    Field(
+        "predicted_orders_12m", FieldKind.NUMBER, "predicted_orders_12m", "expected orders (12 m)"
+    ),
+    Field("predicted_value_12m", FieldKind.MONEY, "predicted_value_12m", "expected value (12 m)"),
+    Field(
+        "predicted_next_order_at",
+        FieldKind.DATE,
+        "predicted_next_order_at",
+        "expected next order",
+    ),
+    Field("tags", FieldKind.TAGS, "tags", "tags"),
+    Field("email_consent", FieldKind.FLAG, "email_consent", "e-mail marketing consent"),
+    Field("sms_consent", FieldKind.FLAG, "sms_consent", "SMS marketing consent"),
     Field("is_active", FieldKind.FLAG, "is_active", "account active"),
     Field("has_account", FieldKind.FLAG, "saleor_user_id", "has a Saleor account"),
 )

@@ -28,12 +28,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from plugin.db.upsert import insert_ignore
 from plugin.profiles.models import Profile
+from plugin.scoring import service as scoring
+from plugin.segments.builtin import ensure_source_segments
 from plugin.segments.evaluate import matches
 from plugin.segments.facts import load_facts
 from plugin.segments.models import Segment, SegmentDailyCount, SegmentMembership
 from plugin.segments.rfm import refresh_rfm
-from plugin.segments.rules import Rule, parse_rule
+from plugin.segments.rules import Rule, RuleError, parse_rule, segment_references
 from plugin.segments.sql import members_query
+from plugin.segments.thresholds import resolve
 from plugin.timeline.models import TimelineEntry
 from plugin.timeline.service import record
 
@@ -65,11 +68,69 @@ def compiled_rule(segment: Segment) -> Rule:
     return _parsed(json.dumps(segment.rule, sort_keys=True))
 
 
-async def _segments(session: AsyncSession, installation_id: int) -> list[tuple[Segment, Rule]]:
-    segments = await session.scalars(
-        select(Segment).where(Segment.installation_id == installation_id).order_by(Segment.id)
+async def _segments(
+    session: AsyncSession, installation_id: int, *, fresh: bool = False
+) -> list[tuple[Segment, Rule]]:
+    """Every segment of the shop with its rule ready to run, a segment after the segments
+    its rule refers to (`in_segment`), so one pass sees them already updated."""
+    segments = list(
+        await session.scalars(
+            select(Segment).where(Segment.installation_id == installation_id).order_by(Segment.id)
+        )
     )
-    return [(segment, compiled_rule(segment)) for segment in segments]
+    rules = {s.key: compiled_rule(s) for s in segments}
+    ordered: list[Segment] = []
+    placed: set[str] = set()
+    visiting: set[str] = set()
+    by_key = {s.key: s for s in segments}
+
+    def place(segment: Segment) -> None:
+        if segment.key in placed or segment.key in visiting:  # a cycle reads stored members
+            return
+        visiting.add(segment.key)
+        for key in sorted(segment_references(rules[segment.key])):
+            if key in by_key:
+                place(by_key[key])
+        visiting.discard(segment.key)
+        placed.add(segment.key)
+        ordered.append(segment)
+
+    for segment in segments:
+        place(segment)
+    return [
+        (segment, await resolve(session, installation_id, rules[segment.key], fresh=fresh))
+        for segment in ordered
+    ]
+
+
+async def check_references(
+    session: AsyncSession, installation_id: int, key: str, rule: Rule
+) -> None:
+    """Before saving segment `key` with `rule`: every `in_segment` names an existing
+    segment of the shop, and no chain of references leads back to `key`."""
+    rules = {
+        s.key: compiled_rule(s)
+        for s in await session.scalars(
+            select(Segment).where(Segment.installation_id == installation_id)
+        )
+    }
+    rules[key] = rule
+    for name in sorted(segment_references(rule)):
+        if name not in rules:
+            raise RuleError("$", f"in_segment refers to {name!r}, which is not a segment")
+    path = [key]
+
+    def walk(current: str) -> None:
+        for name in sorted(segment_references(rules[current]) if current in rules else set()):
+            if name == key:
+                raise RuleError("$", "segments refer to each other: " + " → ".join([*path, key]))
+            if name in path:
+                continue
+            path.append(name)
+            walk(name)
+            path.pop()
+
+    walk(key)
 
 
 async def _note(
@@ -115,6 +176,8 @@ async def reevaluate_profiles(
             inside = matches(rule, facts, now)
             if inside == (segment.id in current):
                 continue
+            # later segments that refer to this one see the new membership
+            (facts.segments.add if inside else facts.segments.discard)(segment.key)
             await _apply(session, segment, profile_id, inside, now)
             bucket = changes.setdefault(segment.key, Changes())
             (bucket.entered if inside else bucket.left).append(profile_id)
@@ -159,13 +222,19 @@ async def _apply(
 
 
 async def refresh_segment(
-    session: AsyncSession, segment: Segment, now: datetime, *, dialect: str
+    session: AsyncSession,
+    segment: Segment,
+    now: datetime,
+    *,
+    dialect: str,
+    rule: Rule | None = None,
 ) -> Changes:
     """Recompute the whole membership in the database; write only who entered or left.
 
     The first fill of a new segment is not news about anyone: it writes no timeline entries.
     """
-    rule = compiled_rule(segment)
+    if rule is None:
+        rule = await resolve(session, segment.installation_id, compiled_rule(segment))
     # The rule runs once: its members go to a temporary table both diffs read from.
     await session.run_sync(lambda sync: WANTED.create(sync.connection(), checkfirst=True))
     await session.execute(delete(WANTED))
@@ -267,10 +336,12 @@ async def _count_today(session: AsyncSession, segment: Segment, now: datetime) -
 async def refresh_installation(
     session: AsyncSession, installation_id: int, now: datetime, *, dialect: str
 ) -> dict[str, Changes]:
-    """RFM, then every segment of one shop (the scheduled job: time-driven rules flip on
+    """RFM and scores, then every segment of one shop (the scheduled job: time-driven rules flip on
     time, and RFM boundaries follow the shop as it grows)."""
     await refresh_rfm(session, installation_id, now)
+    await scoring.refresh_scores(session, installation_id)
+    await ensure_source_segments(session, installation_id)
     return {
-        segment.key: await refresh_segment(session, segment, now, dialect=dialect)
-        for segment, _ in await _segments(session, installation_id)
+        segment.key: await refresh_segment(session, segment, now, dialect=dialect, rule=rule)
+        for segment, rule in await _segments(session, installation_id, fresh=True)
     }

@@ -8,6 +8,7 @@ Scores compare a customer with the other buyers of the same shop and currency:
 - a shop with fewer than `SMALL_BASE` buyers in a currency uses fixed boundaries instead
   (30/60/120/240 days; 2–5 orders; 0.4×–3× the average spend), so RFM works from the
   first order.
+A merchant may set any dimension by hand (`plugin/segments/rfm_settings.py`).
 Boundaries are stored per shop and currency by the full refresh; each fold scores the
 customers it touched against them, so a new order moves a customer's cell at once.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -26,7 +27,9 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plugin.profiles.models import Profile
+from plugin.saleor.models import Installation
 from plugin.segments.models import RfmBoundaries
+from plugin.segments.rfm_settings import RfmSettings, rfm_settings_of
 
 SMALL_BASE = 20
 QUANTILES = (0.2, 0.4, 0.6, 0.8)
@@ -86,7 +89,27 @@ def _quantile(worst_first: list[Any], q: float) -> Any:
 async def compute_boundaries(
     session: AsyncSession, installation_id: int, currency: str, now: datetime
 ) -> Boundaries:
-    """The shop's quantile boundaries for one currency, computed in the database."""
+    """The shop's boundaries for one currency: quantiles computed in the database, where
+    the merchant did not set a dimension by hand."""
+    preferences = await session.scalar(
+        select(Installation.preferences).where(Installation.id == installation_id)
+    )
+    computed = await _computed_boundaries(session, installation_id, currency, now)
+    return _overridden(computed, rfm_settings_of(preferences), currency)
+
+
+def _overridden(boundaries: Boundaries, settings: RfmSettings, currency: str) -> Boundaries:
+    return replace(
+        boundaries,
+        recency_days=settings.recency_days or boundaries.recency_days,
+        frequency=settings.frequency or boundaries.frequency,
+        monetary=settings.monetary.get(currency, boundaries.monetary),
+    )
+
+
+async def _computed_boundaries(
+    session: AsyncSession, installation_id: int, currency: str, now: datetime
+) -> Boundaries:
     buyers_filter = (
         Profile.installation_id == installation_id,
         Profile.currency == currency,

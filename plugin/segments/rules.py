@@ -7,10 +7,14 @@ A rule is one of
 - `{"ordered": {"at_least": 2, "within_days": 30, "category": "Apparel", …}}`: how many
   orders with these properties the customer placed;
 - `{"abandoned_checkout": {"quiet_minutes": 60, "within_hours": 48}}`: a cart with lines
-  that has not changed for a while and did not become an order.
+  that has not changed for a while and did not become an order (`quiet_minutes: 0`:
+  "checkout started, no order since");
+- `{"in_segment": "vip"}`: a member of another segment (by its key);
+- `{"top_percent": {"field": "average_order_value", "percent": 10}}`: among the top N % of
+  buyers by a figure (per currency for money), e.g. "big spenders".
 
-Dates are absolute (`"2026-01-31"`, ISO 8601) or relative to now (`{"days_ago": 30}`), so
-"sleeping for 90 days" stays true to its words every day.
+Dates are absolute (`"2026-01-31"`, ISO 8601) or relative to now (`{"days_ago": 30}`,
+`{"days_ahead": 7}`), so "sleeping for 90 days" stays true to its words every day.
 """
 
 from __future__ import annotations
@@ -88,7 +92,28 @@ class AbandonedCheckout:
     within_hours: float | None = None
 
 
-Rule = AllOf | AnyOf | Not | Condition | Ordered | AbandonedCheckout
+@dataclass(frozen=True)
+class InSegment:
+    key: str
+
+
+TOP_PERCENT_FIELDS = ("total_spent", "average_order_value", "orders_count", "paid_orders_count")
+
+
+@dataclass(frozen=True)
+class TopPercent:
+    """The top `percent` % of buyers by `field`. Its thresholds depend on the whole base,
+    so evaluating it needs them resolved first (`plugin/segments/thresholds.py`); the
+    compiled and the single-profile paths then compare with the same numbers."""
+
+    field: Field
+    percent: float
+    # (currency or "" for counts, smallest value inside the top); None: not resolved yet
+    thresholds: tuple[tuple[str, Decimal], ...] | None = None
+
+
+Rule = AllOf | AnyOf | Not | Condition | Ordered | AbandonedCheckout | InSegment | TopPercent
+NODE_KEYS = ("all", "any", "not", "ordered", "abandoned_checkout", "in_segment", "top_percent")
 
 
 def parse_rule(raw: Any) -> Rule:
@@ -110,7 +135,7 @@ def _parse(raw: Any, path: str, depth: int, counter: list[int]) -> Rule:
     if len(raw) != 1:
         raise RuleError(
             path,
-            f"expected exactly one of all, any, not, ordered, abandoned_checkout; got {_keys(raw)}",
+            f"expected exactly one of {', '.join(NODE_KEYS)}; got {_keys(raw)}",
         )
     ((key, value),) = raw.items()
     if key in ("all", "any"):
@@ -126,9 +151,11 @@ def _parse(raw: Any, path: str, depth: int, counter: list[int]) -> Rule:
         return _ordered(value, f"{path}.ordered")
     if key == "abandoned_checkout":
         return _abandoned(value, f"{path}.abandoned_checkout")
-    raise RuleError(
-        path, f"unknown rule {key!r}; use all, any, not, ordered, abandoned_checkout or field"
-    )
+    if key == "in_segment":
+        return InSegment(_segment_key(value, f"{path}.in_segment"))
+    if key == "top_percent":
+        return _top_percent(value, f"{path}.top_percent")
+    raise RuleError(path, f"unknown rule {key!r}; use {', '.join(NODE_KEYS)} or field")
 
 
 def _keys(raw: dict[str, Any]) -> str:
@@ -180,7 +207,7 @@ def _arity(op: str) -> int:
         return 0
     if op == "between":
         return 2
-    if op in ("in", "not_in"):
+    if op in ("in", "not_in", "has_any", "has_none"):
         return -1
     return 1
 
@@ -195,6 +222,10 @@ def _scalar(field: Field, value: Any, path: str) -> Scalar:
         return _number(value, path, field.name)
     if kind is FieldKind.DATE:
         return _date(value, path)
+    if kind is FieldKind.TAGS:
+        if not isinstance(value, str) or not value.strip() or len(value) > 64:
+            raise RuleError(path, "a tag is text of 1–64 characters")
+        return value.strip().lower()
     raise RuleError(path, f"{field.name} takes no value")
 
 
@@ -212,12 +243,13 @@ def _number(value: Any, path: str, name: str) -> Decimal:
 
 def _date(value: Any, path: str) -> DateValue:
     if isinstance(value, dict):
-        if set(value) != {"days_ago"}:
-            raise RuleError(path, 'a relative date is {"days_ago": N}')
-        days = _number(value["days_ago"], f"{path}.days_ago", "days_ago")
+        if set(value) not in ({"days_ago"}, {"days_ahead"}):
+            raise RuleError(path, 'a relative date is {"days_ago": N} or {"days_ahead": N}')
+        ((key, raw),) = value.items()
+        days = _number(raw, f"{path}.{key}", key)
         if days < 0 or days > 36500:
-            raise RuleError(f"{path}.days_ago", "days_ago must be between 0 and 36500")
-        return RelativeDate(float(days))
+            raise RuleError(f"{path}.{key}", f"{key} must be between 0 and 36500")
+        return RelativeDate(float(days) if key == "days_ago" else -float(days))
     if isinstance(value, str):
         try:
             parsed = (
@@ -228,7 +260,9 @@ def _date(value: Any, path: str) -> DateValue:
         except ValueError:
             raise RuleError(path, f"{value!r} is not an ISO 8601 date") from None
         return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    raise RuleError(path, 'a date is "YYYY-MM-DD", an ISO timestamp or {"days_ago": N}')
+    raise RuleError(
+        path, 'a date is "YYYY-MM-DD", an ISO timestamp, {"days_ago": N} or {"days_ahead": N}'
+    )
 
 
 def _options(raw: Any, path: str, allowed: set[str]) -> dict[str, Any]:
@@ -311,9 +345,38 @@ def _abandoned(raw: Any, path: str) -> AbandonedCheckout:
     options = _options(raw, path, {"quiet_minutes", "within_hours"})
     quiet = options.get("quiet_minutes", 60)
     within = options.get("within_hours")
+    if quiet != 0 or isinstance(quiet, bool):
+        quiet = _positive(quiet, f"{path}.quiet_minutes", 525600)
     return AbandonedCheckout(
-        quiet_minutes=_positive(quiet, f"{path}.quiet_minutes", 525600),
+        quiet_minutes=float(quiet),
         within_hours=_positive(within, f"{path}.within_hours", 87600)
         if within is not None
         else None,
     )
+
+
+def _segment_key(raw: Any, path: str) -> str:
+    if not isinstance(raw, str) or not raw or len(raw) > 64:
+        raise RuleError(path, "expected the key of a segment (1–64 characters)")
+    return raw
+
+
+def _top_percent(raw: Any, path: str) -> TopPercent:
+    options = _options(raw, path, {"field", "percent"})
+    name = options.get("field")
+    if name not in TOP_PERCENT_FIELDS:
+        raise RuleError(f"{path}.field", f"field is one of {', '.join(TOP_PERCENT_FIELDS)}")
+    if "percent" not in options:
+        raise RuleError(f"{path}.percent", "percent is required (above 0, at most 100)")
+    return TopPercent(FIELDS[name], _positive(options["percent"], f"{path}.percent", 100))
+
+
+def segment_references(rule: Rule) -> set[str]:
+    """The keys of the segments a rule depends on (`in_segment`)."""
+    if isinstance(rule, AllOf | AnyOf):
+        return set().union(*(segment_references(r) for r in rule.rules))
+    if isinstance(rule, Not):
+        return segment_references(rule.rule)
+    if isinstance(rule, InSegment):
+        return {rule.key}
+    return set()

@@ -28,18 +28,21 @@ from sqlalchemy import (
 from plugin.commerce.models import Checkout, CheckoutState, Order, OrderLine
 from plugin.db.base import Money
 from plugin.profiles.aggregates import NOT_PLACED, PAID_CHARGE_STATUSES
-from plugin.profiles.models import Profile
-from plugin.segments.fields import FieldKind
+from plugin.profiles.models import ConsentState, Identity, IdentityKind, Profile, ProfileTag
+from plugin.segments.fields import CONSENT_FLAGS, FieldKind
+from plugin.segments.models import Segment, SegmentMembership
 from plugin.segments.rules import (
     AbandonedCheckout,
     AllOf,
     AnyOf,
     Condition,
+    InSegment,
     Not,
     Ordered,
     RelativeDate,
     Rule,
     Scalar,
+    TopPercent,
 )
 
 
@@ -58,10 +61,59 @@ def compile_rule(
     if isinstance(rule, Not):
         return not_(again(rule.rule))
     if isinstance(rule, Condition):
+        if rule.field.kind is FieldKind.TAGS:
+            return _tags(rule, installation_id)
+        if rule.field.name in CONSENT_FLAGS:
+            return _consent(rule, installation_id)
         return _two_valued(_condition(rule, now, dialect))
     if isinstance(rule, Ordered):
         return _ordered(rule, now, installation_id)
+    if isinstance(rule, InSegment):
+        return _in_segment(rule, installation_id)
+    if isinstance(rule, TopPercent):
+        return _top_percent(rule)
     return _abandoned(rule, now)
+
+
+def _tags(rule: Condition, installation_id: int) -> ColumnElement[bool]:
+    tagged = select(ProfileTag.profile_id).where(ProfileTag.installation_id == installation_id)
+    if rule.op in ("is_set", "is_not_set"):
+        inside = Profile.id.in_(tagged)
+        return inside if rule.op == "is_set" else not_(inside)
+    inside = Profile.id.in_(tagged.where(ProfileTag.tag.in_([str(v) for v in rule.values])))
+    return not_(inside) if rule.op == "has_none" else inside
+
+
+def _consent(rule: Condition, installation_id: int) -> ColumnElement[bool]:
+    granted = Profile.id.in_(
+        select(Identity.profile_id).where(
+            Identity.installation_id == installation_id,
+            Identity.kind == IdentityKind(CONSENT_FLAGS[rule.field.name]),
+            Identity.marketing_consent == ConsentState.GRANTED,
+        )
+    )
+    return granted if rule.op == "is_true" else not_(granted)
+
+
+def _in_segment(rule: InSegment, installation_id: int) -> ColumnElement[bool]:
+    return Profile.id.in_(
+        select(SegmentMembership.profile_id)
+        .join(Segment, Segment.id == SegmentMembership.segment_id)
+        .where(Segment.installation_id == installation_id, Segment.key == rule.key)
+    )
+
+
+def _top_percent(rule: TopPercent) -> ColumnElement[bool]:
+    if rule.thresholds is None:
+        raise ValueError("top_percent thresholds must be resolved before compiling")
+    column: Any = getattr(Profile, rule.field.column)
+    options: list[ColumnElement[bool]] = []
+    for currency, threshold in rule.thresholds:
+        test = and_(Profile.orders_count > 0, column >= literal(threshold, Money))
+        if rule.field.kind is FieldKind.MONEY:
+            test = and_(test, Profile.currency == currency)
+        options.append(test)
+    return _two_valued(or_(*options)) if options else false()
 
 
 def _two_valued(expression: Any) -> ColumnElement[bool]:
