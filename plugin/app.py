@@ -15,6 +15,7 @@ from starlette.routing import Mount
 
 from dashboard_extension import routes as dashboard_routes
 from plugin import __version__
+from plugin.api import routes as api_routes
 from plugin.context import AppContext
 from plugin.ops import routes as ops_routes
 from plugin.ops.logging import configure as configure_logging
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             *saleor_routes.routes(),
             *webhook_routes.routes(),
             *ops_routes.routes(),
+            *api_routes.routes(),
             *dashboard_routes.routes(),
             Mount("/static", app=dashboard_routes.static_files(), name="static"),
         ],

@@ -160,7 +160,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[Any]) -> No
 @pytest.fixture
 def saleor() -> Iterator[Any]:
     """A fresh Saleor instance (own port, own RSA key) per test: tests never share a shop."""
+    from tests.saleor_schema import saleor_schema
     from tests.simulator import SaleorSimulator
+
+    # Built once per run and slow (seconds): not inside the first request's time-out.
+    saleor_schema()
 
     with SaleorSimulator() as simulator:
         yield simulator

@@ -12,8 +12,9 @@ from plugin.db.engine import Database
 from plugin.kit.after_commit import unit_of_work
 from plugin.profiles.consent import set_consent
 from plugin.profiles.identity import Claims, resolve
-from plugin.profiles.models import ConsentState, Identity, IdentityKind, Profile
+from plugin.profiles.models import ConsentState, Identity, IdentityKind, Profile, ProfileTag
 from plugin.saleor.models import Installation
+from plugin.segments.models import Segment, SegmentMembership
 from plugin.timeline.models import TimelineEntry
 
 
@@ -136,3 +137,39 @@ async def test_identity_kinds_are_stored(db: Database) -> None:
             for i in await session.scalars(select(Identity).where(Identity.profile_id == pid))
         }
     assert kinds == {IdentityKind.SALEOR_USER, IdentityKind.EMAIL, IdentityKind.PHONE}
+
+
+async def test_merge_moves_tags_once_and_keeps_segment_counts(db: Database) -> None:
+    inst = await _installation(db)
+    guest = await _resolve(db, inst, Claims(email="tagged@example.com"))
+    user = await _resolve(db, inst, Claims(saleor_user_id="VXNlcjo5", email="other@example.com"))
+    async with unit_of_work(db) as session:
+        segment = Segment(installation_id=inst, key="all", name="All", rule={}, member_count=2)
+        session.add(segment)
+        await session.flush()
+        for profile_id, tag in ((guest, "wholesale"), (guest, "vip"), (user, "vip")):
+            session.add(
+                ProfileTag(
+                    installation_id=inst, profile_id=profile_id, tag=tag, created_at=utcnow()
+                )
+            )
+        for profile_id in (guest, user):
+            session.add(
+                SegmentMembership(
+                    installation_id=inst,
+                    segment_id=segment.id,
+                    profile_id=profile_id,
+                    since=utcnow(),
+                )
+            )
+    merged = await _resolve(db, inst, Claims(saleor_user_id="VXNlcjo5", email="tagged@example.com"))
+    assert merged == user
+    async with db.session() as session:
+        tags = sorted(
+            await session.scalars(select(ProfileTag.tag).where(ProfileTag.profile_id == user))
+        )
+        count = await session.scalar(
+            select(Segment.member_count).where(Segment.installation_id == inst)
+        )
+    assert tags == ["vip", "wholesale"]
+    assert count == 1  # the duplicate left; the survivor is still counted

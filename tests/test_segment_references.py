@@ -7,7 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from plugin.db.base import utcnow
 from plugin.db.engine import Database
@@ -93,7 +93,7 @@ async def test_a_segment_of_a_segment_follows_in_the_same_pass(db: Database) -> 
     assert await _members(db, installation_id, "tagged-vip") == {"b1@example.com"}
 
     async with unit_of_work(db) as session:  # the tag goes: both segments empty in one refresh
-        await session.execute(ProfileTag.__table__.delete())
+        await session.execute(delete(ProfileTag))
     async with unit_of_work(db) as session:
         changes = await refresh_installation(session, installation_id, now, dialect=db.dialect)
     assert changes["vip-tag"].left == [ann.id]

@@ -1,9 +1,11 @@
 """Imports every model, so `Base.metadata` is complete for Alembic and tests."""
 
 from plugin.analytics.models import AdCost
+from plugin.api.models import ApiToken
 from plugin.commerce.models import Checkout, CheckoutLine, Fulfillment, Order, OrderLine
 from plugin.db.base import Base
 from plugin.inbox.models import InboxEvent
+from plugin.notes.models import Note
 from plugin.predictions.models import PredictionModel
 from plugin.profiles.models import Identity, Profile, ProfileTag, ProfileTotal
 from plugin.saleor.models import Installation
@@ -17,12 +19,14 @@ from plugin.timeline.models import TimelineEntry
 
 __all__ = [
     "AdCost",
+    "ApiToken",
     "Base",
     "Checkout",
     "CheckoutLine",
     "Fulfillment",
     "Identity",
     "InboxEvent",
+    "Note",
     "Installation",
     "Order",
     "OrderLine",

@@ -9,8 +9,10 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plugin.commerce.models import Checkout, Fulfillment, Order
+from plugin.notes.models import Note
 from plugin.profiles.fields import apply_source, take_newer_fields
-from plugin.profiles.models import Identity, Profile, ProfileTotal
+from plugin.profiles.models import Identity, Profile, ProfileTag, ProfileTotal
+from plugin.segments.models import Segment, SegmentMembership
 from plugin.timeline.models import TimelineEntry
 from plugin.timeline.service import record
 
@@ -49,6 +51,35 @@ def _take_fields(winner: Profile, loser: Profile) -> None:
     winner.saleor_user_id = winner.saleor_user_id or loser.saleor_user_id
 
 
+async def _move_tags(session: AsyncSession, winner: Profile, loser: Profile) -> None:
+    """Staff labels follow the person; a tag both profiles carry is kept once."""
+    held = select(ProfileTag.tag).where(ProfileTag.profile_id == winner.id)
+    await session.execute(
+        update(ProfileTag)
+        .where(ProfileTag.profile_id == loser.id, ProfileTag.tag.not_in(held))
+        .values(profile_id=winner.id)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(delete(ProfileTag).where(ProfileTag.profile_id == loser.id))
+
+
+async def _drop_memberships(session: AsyncSession, loser: Profile) -> None:
+    """The duplicate leaves its segments with the counts kept right; the survivor is
+    re-evaluated by the fold that caused the merge."""
+    left = await session.scalars(
+        delete(SegmentMembership)
+        .where(SegmentMembership.profile_id == loser.id)
+        .returning(SegmentMembership.segment_id)
+    )
+    for segment_id in list(left):
+        await session.execute(
+            update(Segment)
+            .where(Segment.id == segment_id)
+            .values(member_count=Segment.member_count - 1)
+            .execution_options(synchronize_session=False)
+        )
+
+
 async def merge_profiles(
     session: AsyncSession, a: Profile, b: Profile, observed_at: datetime
 ) -> Profile:
@@ -57,11 +88,13 @@ async def merge_profiles(
     identities = list(
         await session.scalars(select(Identity).where(Identity.profile_id == loser.id))
     )
-    for table in (Identity, Order, Checkout, Fulfillment, TimelineEntry):
+    for table in (Identity, Order, Checkout, Fulfillment, TimelineEntry, Note):
         await session.execute(
             update(table).where(table.profile_id == loser.id).values(profile_id=winner.id)
         )
     await session.execute(delete(ProfileTotal).where(ProfileTotal.profile_id == loser.id))
+    await _move_tags(session, winner, loser)
+    await _drop_memberships(session, loser)
     _take_fields(winner, loser)
     await session.delete(loser)
     await session.flush()

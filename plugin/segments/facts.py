@@ -1,4 +1,4 @@
-"""What the single-profile evaluator needs to know about one customer, loaded in 6 queries."""
+"""What the single-profile evaluator needs to know about one customer."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, literal, select, type_coerce, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plugin.commerce.models import Checkout, CheckoutState, Order, OrderLine
 from plugin.profiles.aggregates import NOT_PLACED, PAID_CHARGE_STATUSES
-from plugin.profiles.models import ConsentState, Identity, Profile, ProfileTag
+from plugin.profiles.models import ConsentState, Identity, IdentityKind, Profile, ProfileTag
 from plugin.segments.models import Segment, SegmentMembership
 
 
@@ -67,53 +67,67 @@ PROFILE_COLUMNS = tuple(c.key for c in Profile.__table__.columns)
 
 
 async def load_facts(session: AsyncSession, profile: Profile) -> ProfileFacts:
-    orders = list(await session.scalars(select(Order).where(Order.profile_id == profile.id)))
+    """Three queries (orders with their lines; carts; tags, consents and segments in one),
+    reading columns rather than ORM objects: this runs for every customer on every fold."""
+    order_rows = await session.execute(
+        select(
+            Order.id,
+            Order.status,
+            Order.placed_at,
+            Order.is_paid,
+            Order.charge_status,
+            Order.total_refunded,
+            Order.voucher_code,
+            OrderLine.id,
+            OrderLine.product_id,
+            OrderLine.product_name,
+            OrderLine.sku,
+            OrderLine.category_id,
+            OrderLine.category_name,
+            OrderLine.category_slug,
+        )
+        .outerjoin(OrderLine, OrderLine.order_id == Order.id)
+        .where(Order.profile_id == profile.id)
+        .order_by(Order.id)
+    )
+    heads: dict[int, Any] = {}
     lines: dict[int, list[LineFacts]] = {}
-    if orders:
-        for line in await session.scalars(
-            select(OrderLine).where(OrderLine.order_id.in_([o.id for o in orders]))
-        ):
-            lines.setdefault(line.order_id, []).append(
-                LineFacts(
-                    line.product_id,
-                    line.product_name,
-                    line.sku,
-                    line.category_id,
-                    line.category_name,
-                    line.category_slug,
-                )
+    for row in order_rows:
+        heads.setdefault(row[0], row)
+        if row[7] is not None:
+            lines.setdefault(row[0], []).append(
+                LineFacts(row[8], row[9], row[10], row[11], row[12], row[13])
             )
-    checkouts = await session.scalars(select(Checkout).where(Checkout.profile_id == profile.id))
-    tags = await session.scalars(select(ProfileTag.tag).where(ProfileTag.profile_id == profile.id))
-    consents = await session.scalars(
-        select(Identity.kind).where(
-            Identity.profile_id == profile.id,
-            Identity.marketing_consent == ConsentState.GRANTED,
+    checkouts = await session.execute(
+        select(Checkout.state, Checkout.lines_count, Checkout.source_updated_at).where(
+            Checkout.profile_id == profile.id
         )
     )
-    segments = await session.scalars(
-        select(Segment.key)
-        .join(SegmentMembership, SegmentMembership.segment_id == Segment.id)
-        .where(SegmentMembership.profile_id == profile.id)
+    labels = await session.execute(
+        union_all(
+            select(literal("tag"), ProfileTag.tag).where(ProfileTag.profile_id == profile.id),
+            select(literal("consent"), type_coerce(Identity.kind, String)).where(
+                Identity.profile_id == profile.id,
+                Identity.marketing_consent == ConsentState.GRANTED,
+            ),
+            select(literal("segment"), Segment.key)
+            .join(SegmentMembership, SegmentMembership.segment_id == Segment.id)
+            .where(SegmentMembership.profile_id == profile.id),
+        )
     )
+    found: dict[str, set[str]] = {"tag": set(), "consent": set(), "segment": set()}
+    for kind, value in labels:
+        found[kind].add(IdentityKind[value].value if kind == "consent" else value)
     return ProfileFacts(
         attributes={name: getattr(profile, name) for name in PROFILE_COLUMNS},
         orders=tuple(
-            OrderFacts(
-                o.status,
-                o.placed_at,
-                o.is_paid,
-                o.charge_status,
-                o.total_refunded,
-                o.voucher_code,
-                tuple(lines.get(o.id, ())),
-            )
-            for o in orders
+            OrderFacts(h[1], h[2], h[3], h[4], h[5], h[6], tuple(lines.get(order_id, ())))
+            for order_id, h in heads.items()
         ),
         checkouts=tuple(
-            CheckoutFacts(c.state, c.lines_count, c.source_updated_at) for c in checkouts
+            CheckoutFacts(state, count, changed) for state, count, changed in checkouts
         ),
-        tags=frozenset(tags),
-        consents=frozenset(str(kind) for kind in consents),
-        segments=set(segments),
+        tags=frozenset(found["tag"]),
+        consents=frozenset(found["consent"]),
+        segments=found["segment"],
     )

@@ -164,17 +164,10 @@ async def reevaluate_profiles(
         profile = await session.get(Profile, profile_id)
         if profile is None:
             continue
-        facts = await load_facts(session, profile)
-        current = set(
-            await session.scalars(
-                select(SegmentMembership.segment_id).where(
-                    SegmentMembership.profile_id == profile_id
-                )
-            )
-        )
+        facts = await load_facts(session, profile)  # holds the current memberships
         for segment, rule in segments:
             inside = matches(rule, facts, now)
-            if inside == (segment.id in current):
+            if inside == (segment.key in facts.segments):
                 continue
             # later segments that refer to this one see the new membership
             (facts.segments.add if inside else facts.segments.discard)(segment.key)

@@ -1,0 +1,112 @@
+"""The per-request GraphQL context: viewer, one database session, fresh DataLoaders.
+
+Strawberry resolves sibling fields concurrently; an AsyncSession must not run two
+statements at once, so reads take turns on one lock. One session per request also gives
+every field of a response the same snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from plugin.api.auth import Viewer, authenticate
+from plugin.api.errors import ApiError, Forbidden, Unauthenticated
+from plugin.api.loaders import Loaders
+from plugin.context import AppContext
+from plugin.db.base import utcnow
+from plugin.kit.after_commit import unit_of_work
+
+T = TypeVar("T")
+
+# Set while a GraphQL request runs (logging, and tests that count its SQL statements).
+CURRENT: ContextVar[ApiContext | None] = ContextVar("crm_api_request", default=None)
+
+
+@dataclass
+class ApiContext:
+    app: AppContext
+    viewer: Viewer | None
+    auth_error: ApiError | None
+    now: datetime = field(default_factory=utcnow)
+    _session: AsyncSession | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def __post_init__(self) -> None:
+        self.loaders = Loaders(self)
+
+    @classmethod
+    async def open(cls, app: AppContext, headers: Mapping[str, str]) -> ApiContext:
+        try:
+            viewer = await authenticate(app, headers)
+        except ApiError as error:
+            return cls(app, None, error)
+        if viewer is None:
+            missing = Unauthenticated(
+                "Authentication required: send `Authorization: Bearer <token>` "
+                "(and `saleor-api-url` with a dashboard token)."
+            )
+            return cls(app, None, missing)
+        return cls(app, viewer, None)
+
+    @property
+    def dialect(self) -> str:
+        return self.app.db.dialect
+
+    def require(self, *permissions: str) -> Viewer:
+        """The viewer, if it holds every permission; UNAUTHENTICATED or FORBIDDEN if not."""
+        if self.viewer is None:
+            raise self.auth_error or Unauthenticated("Authentication required.")
+        missing = [p for p in permissions if p not in self.viewer.permissions]
+        if missing:
+            raise Forbidden(f"Needs the {', '.join(missing)} permission.", required=missing)
+        return self.viewer
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            self._session = self.app.db.session()
+        return self._session
+
+    async def scalars(self, statement: Any) -> list[Any]:
+        async with self._lock:
+            return list(await self.session.scalars(statement))
+
+    async def scalar(self, statement: Any) -> Any:
+        async with self._lock:
+            return await self.session.scalar(statement)
+
+    async def rows(self, statement: Any) -> list[tuple[Any, ...]]:
+        async with self._lock:
+            return [tuple(row) for row in await self.session.execute(statement)]
+
+    async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Domain code that takes a session (e.g. resolving segment thresholds), in turn."""
+        async with self._lock:
+            return await work(self.session)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """One unit of work for a mutation; later reads see what it committed."""
+        async with self._lock:
+            if self._session is not None and self._session.in_transaction():
+                # End the read transaction first: on SQLite it holds the write lock.
+                await self._session.rollback()
+            async with unit_of_work(self.app.db) as session:
+                yield session
+        self.loaders = Loaders(self)  # what the loaders cached may be stale now
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+Info = strawberry.Info[ApiContext, None]

@@ -1,0 +1,1 @@
+"""Query root fields, one mixin per domain."""

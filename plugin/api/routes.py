@@ -1,0 +1,109 @@
+"""`POST /graphql` (JSON) and GraphiQL on `GET /graphql`.
+
+Never a 500: request-level problems are 400/413 with a typed error, a database outage is
+503, everything inside execution is a typed error in the 200 response.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+from strawberry.http.ides import get_graphql_ide_html
+
+from plugin.api.context import CURRENT, ApiContext
+from plugin.api.errors import ErrorCode, error_body, format_error
+from plugin.api.schema import schema
+from plugin.context import AppContext
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 256 * 1024
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+async def _body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise BadRequest(413, f"Request body larger than {MAX_BODY_BYTES} bytes.")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise BadRequest(413, f"Request body larger than {MAX_BODY_BYTES} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _operation(body: bytes) -> tuple[str, dict[str, Any] | None, str | None]:
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest(400, "The body must be JSON: {query, variables, operationName}.") from None
+    if not isinstance(payload, dict):
+        raise BadRequest(400, "The body must be a JSON object.")
+    query, variables, name = (
+        payload.get("query"),
+        payload.get("variables"),
+        payload.get("operationName"),
+    )
+    if not isinstance(query, str) or not query.strip():
+        raise BadRequest(400, "`query` must be a non-empty string.")
+    if variables is not None and not isinstance(variables, dict):
+        raise BadRequest(400, "`variables` must be an object.")
+    if name is not None and not isinstance(name, str):
+        raise BadRequest(400, "`operationName` must be a string.")
+    return query, variables, name
+
+
+async def graphiql(request: Request) -> Response:
+    return HTMLResponse(get_graphql_ide_html("graphiql"))
+
+
+async def graphql(request: Request) -> Response:
+    app: AppContext = request.app.state.ctx
+    try:
+        query, variables, name = _operation(await _body(request))
+    except BadRequest as bad:
+        return JSONResponse(
+            error_body(ErrorCode.INVALID_INPUT, bad.message), status_code=bad.status
+        )
+    api: ApiContext | None = None
+    token = None
+    try:
+        api = await ApiContext.open(app, request.headers)
+        token = CURRENT.set(api)
+        result = await schema.execute(
+            query, variable_values=variables, context_value=api, operation_name=name
+        )
+    except Exception:
+        logger.exception("GraphQL request failed outside execution")
+        return JSONResponse(
+            error_body(ErrorCode.INTERNAL_ERROR, "The service is unavailable; retry later."),
+            status_code=503,
+        )
+    finally:
+        if token is not None:
+            CURRENT.reset(token)
+        if api is not None:
+            await api.close()
+    body: dict[str, Any] = {"data": result.data}
+    if result.errors:
+        body["errors"] = [format_error(error) for error in result.errors]
+    return JSONResponse(body)
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/graphql", graphiql, methods=["GET"]),
+        Route("/graphql", graphql, methods=["POST"]),
+    ]

@@ -1,0 +1,58 @@
+"""The one strawberry schema, with its limits: depth, aliases and document size."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.types import ExecutionContext
+
+from plugin.api.errors import ApiError
+from plugin.api.mutations.customers import CustomerMutations
+from plugin.api.mutations.segments import SegmentMutations
+from plugin.api.mutations.tokens import TokenMutations
+from plugin.api.queries.customers import CustomerQueries
+from plugin.api.queries.segments import SegmentQueries
+from plugin.api.queries.tokens import TokenQueries, ViewerQueries
+
+logger = logging.getLogger(__name__)
+
+MAX_DEPTH = 12
+MAX_ALIASES = 30
+MAX_TOKENS = 5000
+
+
+@strawberry.type(description="Customers, segments and configuration of one shop.")
+class Query(CustomerQueries, SegmentQueries, TokenQueries, ViewerQueries):
+    pass
+
+
+@strawberry.type
+class Mutation(CustomerMutations, SegmentMutations, TokenMutations):
+    pass
+
+
+class Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # Expected errors (typed, or the client's document) are answers, not incidents;
+        # unexpected ones are logged where they are masked (errors.format_error).
+        return None
+
+
+def build_schema() -> Schema:
+    extensions: list[Any] = [
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+    ]
+    return Schema(query=Query, mutation=Mutation, extensions=extensions)
+
+
+schema = build_schema()
+
+__all__ = ["ApiError", "schema"]

@@ -1,0 +1,1 @@
+"""Strawberry object types, one domain per module."""

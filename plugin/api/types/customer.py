@@ -1,0 +1,266 @@
+"""The customer (a CRM profile): fields from the profile row, relations through loaders."""
+
+from __future__ import annotations
+
+import enum
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from strawberry.scalars import JSON
+
+from plugin.api import permissions
+from plugin.api.context import Info
+from plugin.api.fields import field as api_field
+from plugin.api.ids import to_global_id
+from plugin.api.loaders import ORDER_SORT, TIMELINE_SORT
+from plugin.api.pagination import (
+    DEFAULT_PAGE_SIZE,
+    Connection,
+    connection,
+    encode_cursor,
+    page_size,
+)
+from plugin.api.types.commerce import Checkout, Order
+from plugin.api.types.common import Money, Source
+from plugin.api.types.timeline import Note, TimelineItem
+from plugin.profiles.models import ConsentState, Identity, IdentityKind, Profile
+from plugin.segments.evaluate import explain
+from plugin.segments.facts import PROFILE_COLUMNS, ProfileFacts
+
+if TYPE_CHECKING:
+    from plugin.api.types.segment import Segment
+
+
+@strawberry.enum
+class ConsentStatus(enum.Enum):
+    GRANTED = "granted"
+    DENIED = "denied"
+
+
+@strawberry.type(description="Marketing consent of one address or phone number.")
+class ContactConsent:
+    channel: str = strawberry.field(description="EMAIL or SMS.")
+    address: str
+    status: ConsentStatus | None
+    updated_at: datetime | None
+    source: str | None
+
+    @classmethod
+    def of(cls, identity: Identity) -> ContactConsent:
+        state = identity.marketing_consent
+        return cls(
+            channel="EMAIL" if identity.kind is IdentityKind.EMAIL else "SMS",
+            address=identity.value,
+            status=ConsentStatus(state.value) if isinstance(state, ConsentState) else None,
+            updated_at=identity.consent_updated_at,
+            source=identity.consent_source,
+        )
+
+
+@strawberry.type
+class Consent:
+    email: ConsentStatus | None = strawberry.field(description="Of the customer's main e-mail.")
+    sms: ConsentStatus | None = strawberry.field(description="Of the customer's main phone.")
+    contacts: list[ContactConsent]
+
+
+@strawberry.type
+class Rfm:
+    recency: int | None
+    frequency: int | None
+    monetary: int | None
+    cell: str
+
+
+@strawberry.type
+class Prediction:
+    p_alive: float | None = strawberry.field(description="Probability the customer is active.")
+    predicted_orders_12m: float | None
+    predicted_value_12m: Money | None
+    predicted_next_order_at: datetime | None
+
+
+@strawberry.type
+class CustomerSegment:
+    segment: Annotated[Segment, strawberry.lazy("plugin.api.types.segment")]
+    since: datetime
+    profile: strawberry.Private[Profile]
+
+    @api_field(
+        "Why the customer is in the segment: each part of the rule, "
+        "whether it holds and the customer's value."
+    )
+    async def why(self, info: Info) -> JSON:
+        loaders = info.context.loaders
+        pk = self.profile.id
+        orders, checkouts = await loaders.facts.load(pk)
+        identities = await loaders.identities.load(pk)
+        facts = ProfileFacts(  # as plugin.segments.facts.load_facts builds them
+            attributes={name: getattr(self.profile, name) for name in PROFILE_COLUMNS},
+            orders=orders,
+            checkouts=checkouts,
+            tags=frozenset(await loaders.tags.load(pk)),
+            consents=frozenset(
+                str(i.kind) for i in identities if i.marketing_consent is ConsentState.GRANTED
+            ),
+            segments={segment.key for segment, _ in await loaders.memberships.load(pk)},
+        )
+        rule = await loaders.rules.load(json.dumps(self.segment.rules, sort_keys=True))
+        return JSON(explain(rule, facts, info.context.now).as_dict())
+
+
+@strawberry.type
+class Customer:
+    profile: strawberry.Private[Profile]
+    email: str | None
+    phone: str | None
+    first_name: str | None
+    last_name: str | None
+    saleor_user_id: str | None
+    city: str | None
+    country: str | None
+    orders_count: int
+    paid_orders_count: int
+    total_spent: Money | None
+    average_order_value: Money | None
+    first_order_at: datetime | None
+    last_order_at: datetime | None
+    average_days_between_orders: float | None
+    source: Source | None
+    rfm: Rfm | None
+    score: int | None
+    prediction: Prediction | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, p: Profile) -> Customer:
+        currency = p.currency
+        predicted = (p.p_alive, p.predicted_orders_12m, p.predicted_value_12m)
+        return cls(
+            profile=p,
+            email=p.email,
+            phone=p.phone,
+            first_name=p.first_name,
+            last_name=p.last_name,
+            saleor_user_id=p.saleor_user_id,
+            city=p.city,
+            country=p.country,
+            orders_count=p.orders_count,
+            paid_orders_count=p.paid_orders_count,
+            total_spent=Money.of(p.total_spent, currency),
+            average_order_value=Money.of(p.average_order_value, currency),
+            first_order_at=p.first_order_at,
+            last_order_at=p.last_order_at,
+            average_days_between_orders=p.average_days_between_orders,
+            source=Source.of(p, p.source_at),
+            rfm=Rfm(
+                recency=p.rfm_recency,
+                frequency=p.rfm_frequency,
+                monetary=p.rfm_monetary,
+                cell=p.rfm_cell,
+            )
+            if p.rfm_cell
+            else None,
+            score=p.score,
+            prediction=Prediction(
+                p_alive=p.p_alive,
+                predicted_orders_12m=p.predicted_orders_12m,
+                predicted_value_12m=Money.of(p.predicted_value_12m, currency),
+                predicted_next_order_at=p.predicted_next_order_at,
+            )
+            if any(v is not None for v in predicted) or p.predicted_next_order_at
+            else None,
+            created_at=p.created_at,
+        )
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(to_global_id("Customer", self.profile.id))
+
+    @strawberry.field
+    async def tags(self, info: Info) -> list[str]:
+        return await info.context.loaders.tags.load(self.profile.id)
+
+    @strawberry.field
+    async def consent(self, info: Info) -> Consent:
+        identities = await info.context.loaders.identities.load(self.profile.id)
+        contacts = [i for i in identities if i.kind in (IdentityKind.EMAIL, IdentityKind.PHONE)]
+
+        def main(kind: IdentityKind, value: str | None) -> ConsentStatus | None:
+            of_kind = [i for i in contacts if i.kind is kind]
+            chosen = next((i for i in of_kind if i.value == value), of_kind[0] if of_kind else None)
+            return ContactConsent.of(chosen).status if chosen else None
+
+        return Consent(
+            email=main(IdentityKind.EMAIL, (self.profile.email or "").lower()),
+            sms=main(IdentityKind.PHONE, self.profile.phone),
+            contacts=[ContactConsent.of(i) for i in contacts],
+        )
+
+    @api_field("The segments the customer is in, each with why.")
+    async def segments(self, info: Info) -> list[CustomerSegment]:
+        from plugin.api.types.segment import Segment
+
+        memberships = await info.context.loaders.memberships.load(self.profile.id)
+        return [
+            CustomerSegment(segment=Segment.of(segment), since=since, profile=self.profile)
+            for segment, since in memberships
+        ]
+
+    @api_field("Newest first. Needs MANAGE_ORDERS.")
+    async def orders(
+        self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None
+    ) -> Connection[Order]:
+        info.context.require(*permissions.ORDERS)
+        limit = page_size(first)
+        if after is not None:
+            ORDER_SORT.after(after)  # a bad cursor fails here, not inside the batch
+        rows = await info.context.loaders.orders.load((self.profile.id, limit + 1, after))
+        return connection(
+            [(encode_cursor(o.placed_at, o.id), Order.of(o)) for o in rows],
+            limit=limit,
+            after=after,
+        )
+
+    @api_field("Newest first. Needs MANAGE_CHECKOUTS.")
+    async def checkouts(self, info: Info, first: int | None = DEFAULT_PAGE_SIZE) -> list[Checkout]:
+        info.context.require(*permissions.CHECKOUTS)
+        limit = page_size(first)
+        rows = await info.context.loaders.checkouts.load((self.profile.id, limit, None))
+        return [Checkout.of(c) for c in rows]
+
+    @api_field(
+        "Newest first. Order and checkout events need MANAGE_ORDERS and "
+        "MANAGE_CHECKOUTS; without them those items are left out."
+    )
+    async def timeline(
+        self,
+        info: Info,
+        first: int | None = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        kinds: list[str] | None = None,
+    ) -> Connection[TimelineItem]:
+        viewer = info.context.require(*permissions.CUSTOMERS)
+        limit = page_size(first)
+        if after is not None:
+            TIMELINE_SORT.after(after)
+        hidden = tuple(
+            sorted(
+                prefix
+                for prefix, needed in permissions.TIMELINE_KIND_PERMISSIONS.items()
+                if not viewer.has(needed)
+            )
+        )
+        key = (self.profile.id, limit + 1, after, tuple(sorted(kinds)) if kinds else None, hidden)
+        rows = await info.context.loaders.timeline.load(key)
+        return connection(
+            [(encode_cursor(e.occurred_at, e.id), TimelineItem.of(e)) for e in rows],
+            limit=limit,
+            after=after,
+        )
+
+    @api_field("Newest first.")
+    async def notes(self, info: Info) -> list[Note]:
+        return [Note.of(n) for n in await info.context.loaders.notes.load(self.profile.id)]

@@ -1,0 +1,95 @@
+"""Segments: a stored rule, its members and the daily history of its size."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+
+import strawberry
+from strawberry.scalars import JSON
+
+from plugin.api import permissions
+from plugin.api.context import Info
+from plugin.api.fields import field as api_field
+from plugin.api.ids import to_global_id
+from plugin.api.loaders import MEMBER_SORT
+from plugin.api.pagination import (
+    DEFAULT_PAGE_SIZE,
+    Connection,
+    connection,
+    encode_cursor,
+    page_size,
+)
+from plugin.api.types.customer import Customer
+from plugin.segments import models
+from plugin.segments.describe import describe
+from plugin.segments.rules import RuleError, parse_rule
+
+MAX_HISTORY_DAYS = 366
+
+
+@strawberry.type
+class SegmentCount:
+    day: date
+    members: int
+
+
+@strawberry.type
+class Segment:
+    pk: strawberry.Private[int]
+    slug: str
+    name: str
+    description: str
+    rules: JSON = strawberry.field(description="The rule tree (see the segment rule language).")
+    builtin: bool = strawberry.field(description="Built-in segments can be edited, not deleted.")
+    member_count: int
+    refreshed_at: datetime | None
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(to_global_id("Segment", self.pk))
+
+    @api_field("The rule in words.")
+    def summary(self) -> str:
+        try:
+            return describe(parse_rule(self.rules))
+        except RuleError:
+            return json.dumps(self.rules)
+
+    @api_field("Member count per day, oldest first.")
+    async def count_history(self, info: Info, days: int = 30) -> list[SegmentCount]:
+        days = max(1, min(days, MAX_HISTORY_DAYS))
+        rows = await info.context.loaders.count_history.load((self.pk, days))
+        return [SegmentCount(day=r.day, members=r.members) for r in rows]
+
+    @api_field("Newest members first.")
+    async def members(
+        self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None
+    ) -> Connection[Customer]:
+        info.context.require(*permissions.CUSTOMERS)
+        limit = page_size(first)
+        if after is not None:
+            MEMBER_SORT.after(after)
+        rows = await info.context.loaders.members.load((self.pk, limit + 1, after))
+        return connection(
+            [(encode_cursor(m, m), Customer.of(p)) for p, m in rows], limit=limit, after=after
+        )
+
+    @classmethod
+    def of(cls, segment: models.Segment) -> Segment:
+        return cls(
+            pk=segment.id,
+            slug=segment.key,
+            name=segment.name,
+            description=segment.description,
+            rules=JSON(segment.rule),
+            builtin=segment.builtin,
+            member_count=segment.member_count,
+            refreshed_at=segment.refreshed_at,
+        )
+
+
+@strawberry.type(description="What a rule would select, before it is saved.")
+class SegmentPreview:
+    count: int
+    sample: list[Customer]

@@ -1,0 +1,1 @@
+"""Notes staff write on a customer card."""
