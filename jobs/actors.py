@@ -9,9 +9,12 @@ from sqlalchemy import func, select
 
 from jobs.runtime import broker, context
 from plugin.db.base import utcnow
-from plugin.db.locks import lock_installation
+from plugin.db.locks import lock_installation, try_lock_refit
 from plugin.inbox import service as inbox
 from plugin.kit.after_commit import unit_of_work
+from plugin.predictions.models import PredictionModel
+from plugin.predictions.service import refit_installation
+from plugin.profiles.models import Profile
 from plugin.saleor.models import Installation, InstallationStatus
 from plugin.segments.membership import refresh_installation
 from plugin.segments.models import Segment
@@ -81,3 +84,39 @@ async def refresh_segments() -> None:
             if oldest is not None and oldest > fresh_after:
                 continue
             await refresh_installation(session, installation_id, now, dialect=ctx.db.dialect)
+
+
+@dramatiq.actor(actor_name="predictions.refit", max_retries=0, time_limit=3_600_000, broker=broker)
+async def refit_predictions() -> None:
+    """Refit the purchase model of every active shop whose model is older than
+    `PREDICTIONS_REFIT_SECONDS` (or missing). A refit of a large shop takes a while, so it
+    does not hold the fold lock: a customer folded meanwhile keeps the fold's numbers or
+    the refit's, both made from valid figures, until the next fold or refit."""
+    ctx = context()
+    now = utcnow()
+    stale_before = now - timedelta(seconds=ctx.settings.predictions_refit_seconds)
+    async with ctx.db.session() as session:
+        installation_ids = list(
+            await session.scalars(
+                select(Installation.id).where(Installation.status == InstallationStatus.ACTIVE)
+            )
+        )
+    for installation_id in installation_ids:
+        async with unit_of_work(ctx.db) as session:
+            if not await try_lock_refit(session, installation_id):
+                continue  # another worker is on it
+            fitted = await session.scalar(
+                select(func.min(PredictionModel.fitted_at)).where(
+                    PredictionModel.installation_id == installation_id
+                )
+            )
+            if fitted is not None and fitted > stale_before:
+                continue
+            has_buyers = await session.scalar(
+                select(Profile.id)
+                .where(Profile.installation_id == installation_id, Profile.orders_count > 0)
+                .limit(1)
+            )
+            if has_buyers is None:
+                continue
+            await refit_installation(session, installation_id, now)

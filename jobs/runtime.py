@@ -36,6 +36,8 @@ def make_broker(settings: Settings) -> dramatiq.Broker:
             {
                 "inbox.sweep": settings.sweep_interval_seconds,
                 "segments.refresh": settings.segments_refresh_seconds,
+                # ticks often; each shop is refitted once its model is older than the interval
+                "predictions.refit": min(600.0, settings.predictions_refit_seconds),
             }
         )
     )

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     fold_max_attempts: int = 8
     # How often every segment is recomputed for the whole base (time-driven rules).
     segments_refresh_seconds: float = 60.0
+    # How often each shop's purchase model (BG/NBD + Gamma-Gamma) is refitted.
+    predictions_refit_seconds: float = 6 * 3600.0
     http_timeout_seconds: float = 10.0
     # PostgreSQL connections kept open per pool (each process has two: transactions and
     # single-statement autocommit); as many again may open briefly under bursts.

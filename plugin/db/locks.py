@@ -18,3 +18,18 @@ async def lock_installation(session: AsyncSession, installation_id: int) -> None
             text("SELECT pg_advisory_xact_lock(:ns, :key)"),
             {"ns": FOLD_LOCK_NAMESPACE, "key": installation_id},
         )
+
+
+REFIT_LOCK_NAMESPACE = 0x5C2
+
+
+async def try_lock_refit(session: AsyncSession, installation_id: int) -> bool:
+    """Whether this transaction may refit the shop's models (one worker at a time, without
+    holding up the shop's folds the way `lock_installation` would)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    got = await session.scalar(
+        text("SELECT pg_try_advisory_xact_lock(:ns, :key)"),
+        {"ns": REFIT_LOCK_NAMESPACE, "key": installation_id},
+    )
+    return bool(got)

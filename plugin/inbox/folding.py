@@ -10,6 +10,7 @@ from plugin.commerce.checkouts import fold_checkout_event
 from plugin.commerce.fulfillments import fold_fulfillment_event
 from plugin.commerce.orders import fold_order_event
 from plugin.db.base import utcnow
+from plugin.predictions.service import predict_profiles
 from plugin.profiles.aggregates import recompute
 from plugin.profiles.customers import fold_customer_event
 from plugin.profiles.models import Profile
@@ -57,13 +58,14 @@ async def refresh_figures(session: AsyncSession, profiles: Iterable[Profile]) ->
 async def refresh_derived(
     session: AsyncSession, installation_id: int, profiles: Iterable[Profile]
 ) -> list[int]:
-    """What follows from a fold: each touched customer's figures, RFM and score, then
-    their segments (which may test all of those)."""
+    """What follows from a fold: each touched customer's figures, RFM, predictions and
+    score, then their segments (which may test all of those)."""
     ids = await refresh_figures(session, profiles)
     if ids:
         now = utcnow()
         touched = [p for p in [await session.get(Profile, i) for i in ids] if p is not None]
         await score_profiles(session, installation_id, touched, now)
+        await predict_profiles(session, installation_id, touched, now)
         await scoring.score_profiles(session, installation_id, touched)
         await reevaluate_profiles(session, installation_id, ids, now)
     return ids
