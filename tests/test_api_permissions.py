@@ -83,6 +83,25 @@ OPS = [
         "NOT_FOUND",
     ),
     Op(
+        "customerExport",
+        "mutation($c: ID!) { customerExport(id: $c) { document } }",
+        (USERS,),
+        "NOT_FOUND",
+    ),
+    Op(
+        "customerMerge",
+        "mutation($c: ID!, $d: ID!) { customerMerge(sourceId: $d, targetId: $c, preview: true)"
+        " { orders } }",
+        (USERS,),
+        "NOT_FOUND",
+    ),
+    Op(
+        "customerAnonymize",
+        "mutation($c: ID!) { customerAnonymize(id: $c) { identities } }",
+        (USERS,),
+        "NOT_FOUND",
+    ),
+    Op(
         "segmentCreate",
         'mutation { segmentCreate(input: {slug: "made", name: "Made", rules: '
         '{field: "orders_count", op: "gte", value: 1}}) { slug } }',
@@ -132,6 +151,7 @@ async def test_permission_matrix(
 ) -> None:
     assert (await register(app_server, shop_b)).status_code == 200
     customer = await seed_customer(db, installation_id, SECRET_EMAIL, orders=1, checkouts=1)
+    duplicate = await seed_customer(db, installation_id, "twin@shop-a.example", orders=1)
     async with unit_of_work(db) as session:
         session.add(
             Segment(
@@ -152,6 +172,7 @@ async def test_permission_matrix(
         )
     variables = {
         "c": to_global_id("Customer", customer),
+        "d": to_global_id("Customer", duplicate),
         "t": to_global_id("ApiToken", issued.row.id),
     }
     used = {k: v for k, v in variables.items() if f"${k}" in op.document}

@@ -19,6 +19,13 @@ from plugin.profiles.models import Profile
 from tests.conftest import new_installation
 
 
+@pytest.fixture(autouse=True)
+def no_job_delivery(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests drive folding by hand: jobs a commit would send are only inspected, so
+    the app another test may have started (with its in-process worker) never races them."""
+    monkeypatch.setattr("plugin.kit.after_commit._dispatcher", None)
+
+
 def _customer_created(email: str) -> bytes:
     now = utcnow().isoformat()
     return json.dumps(
@@ -48,6 +55,17 @@ async def _store(db: Database, installation_id: int, body: bytes, event: str) ->
         )
         assert [j.kwargs for j in pending_jobs(session)] == expected
     return stored.id
+
+
+async def _hide_from_sweeper(db: Database, event_id: int) -> None:
+    """The sweeper of an app another test started takes only pending rows older than its
+    minimum age: a receipt time in the future keeps it off this row."""
+    async with unit_of_work(db) as session:
+        await session.execute(
+            update(InboxEvent)
+            .where(InboxEvent.id == event_id)
+            .values(received_at=utcnow() + timedelta(hours=1))
+        )
 
 
 async def test_redelivery_is_stored_once(db: Database) -> None:
@@ -98,6 +116,7 @@ async def test_unfoldable_payload_stays_failed_and_replayable(db: Database) -> N
     ).encode()
     event_id = await _store(db, installation_id, body, "order_created")
     assert event_id is not None
+    await _hide_from_sweeper(db, event_id)
     assert not await inbox.fold(db, event_id)
     async with db.session() as session:
         event = await session.get(InboxEvent, event_id)
@@ -124,14 +143,7 @@ async def test_transient_failure_is_retried_with_backoff(
         db, installation_id, _customer_created("retry@example.com"), "customer_created"
     )
     assert event_id is not None
-    # Keep the running app's sweeper (another thread) away from this row: it only takes
-    # pending rows older than its minimum age, and only this thread's folds are flaky.
-    async with unit_of_work(db) as session:
-        await session.execute(
-            update(InboxEvent)
-            .where(InboxEvent.id == event_id)
-            .values(received_at=utcnow() + timedelta(hours=1))
-        )
+    await _hide_from_sweeper(db, event_id)
 
     calls = {"n": 0}
     here = threading.get_ident()

@@ -40,7 +40,11 @@ async def test_a_second_order_gives_the_customer_a_next_order_date(
                     Profile.email == "tea@example.com",
                 )
             )
-        ready = profile is not None and profile.predicted_next_order_at is not None
+        ready = (
+            profile is not None
+            and profile.paid_orders_count == 2
+            and profile.predicted_next_order_at is not None
+        )
         return profile if ready else None
 
     profile = await eventually(predicted)

@@ -8,6 +8,8 @@ every field of a response the same snapshot.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -26,6 +28,7 @@ from plugin.db.base import utcnow
 from plugin.kit.after_commit import unit_of_work
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 # Set while a GraphQL request runs (logging, and tests that count its SQL statements).
 CURRENT: ContextVar[ApiContext | None] = ContextVar("crm_api_request", default=None)
@@ -105,8 +108,17 @@ class ApiContext:
         self.loaders = Loaders(self)  # what the loaders cached may be stale now
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        if self._session is None:
+            return
+        try:
+            async with self._lock:  # never under a statement still running
+                await self._session.close()
+        except Exception:
+            # A resolver cancelled mid-statement (a sibling field failed) can leave the
+            # connection unusable: drop it, rather than fail an answer already made.
+            logger.warning("discarding a broken database connection", exc_info=True)
+            with contextlib.suppress(Exception):
+                await self._session.invalidate()
 
 
 Info = strawberry.Info[ApiContext, None]

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from strawberry.http.ides import get_graphql_ide_html
+from strawberry.schema.exceptions import CannotGetOperationTypeError
 
 from plugin.api.context import CURRENT, ApiContext
 from plugin.api.errors import ErrorCode, error_body, format_error
@@ -85,6 +86,10 @@ async def graphql(request: Request) -> Response:
         result = await schema.execute(
             query, variable_values=variables, context_value=api, operation_name=name
         )
+    except CannotGetOperationTypeError:
+        # The document parsed, but `operationName` names none of its operations.
+        message = f"No operation named {name!r} in the document." if name else "No operation."
+        return JSONResponse(error_body(ErrorCode.INVALID_INPUT, message), status_code=400)
     except Exception:
         logger.exception("GraphQL request failed outside execution")
         return JSONResponse(

@@ -1,4 +1,4 @@
-"""The one strawberry schema, with its limits: depth, aliases and document size."""
+"""The one strawberry schema, with its limits: depth, aliases, document size and cost."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from graphql import GraphQLError
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.types import ExecutionContext
 
+from plugin.api.cost import MAX_COST, QueryCostLimiter
 from plugin.api.errors import ApiError
 from plugin.api.mutations.customers import CustomerMutations
+from plugin.api.mutations.privacy import PrivacyMutations
 from plugin.api.mutations.segments import SegmentMutations
 from plugin.api.mutations.tokens import TokenMutations
 from plugin.api.queries.customers import CustomerQueries
@@ -31,7 +33,7 @@ class Query(CustomerQueries, SegmentQueries, TokenQueries, ViewerQueries):
 
 
 @strawberry.type
-class Mutation(CustomerMutations, SegmentMutations, TokenMutations):
+class Mutation(CustomerMutations, PrivacyMutations, SegmentMutations, TokenMutations):
     pass
 
 
@@ -49,6 +51,8 @@ def build_schema() -> Schema:
         lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
         lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        # Last: it runs the validation the rules above added to, then prices the query.
+        lambda: QueryCostLimiter(max_cost=MAX_COST),
     ]
     return Schema(query=Query, mutation=Mutation, extensions=extensions)
 

@@ -81,10 +81,18 @@ async def _drop_memberships(session: AsyncSession, loser: Profile) -> None:
 
 
 async def merge_profiles(
-    session: AsyncSession, a: Profile, b: Profile, observed_at: datetime
+    session: AsyncSession,
+    a: Profile,
+    b: Profile,
+    observed_at: datetime,
+    *,
+    keep: Profile | None = None,
 ) -> Profile:
-    """Fold one profile into the other and return the survivor."""
-    winner, loser = _survivor(a, b)
+    """Fold one profile into the other and return the survivor (`keep` when staff chose)."""
+    if keep is not None:
+        winner, loser = (a, b) if keep is a else (b, a)
+    else:
+        winner, loser = _survivor(a, b)
     identities = list(
         await session.scalars(select(Identity).where(Identity.profile_id == loser.id))
     )

@@ -22,6 +22,8 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    text,
+    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,7 +37,7 @@ from plugin.segments.facts import load_facts
 from plugin.segments.models import Segment, SegmentDailyCount, SegmentMembership
 from plugin.segments.rfm import refresh_rfm
 from plugin.segments.rules import Rule, RuleError, parse_rule, segment_references
-from plugin.segments.sql import members_query
+from plugin.segments.sql import compile_rule, members_query
 from plugin.segments.thresholds import resolve
 from plugin.timeline.models import TimelineEntry
 from plugin.timeline.service import record
@@ -47,6 +49,17 @@ WANTED = Table(
     Column("id", Integer, primary_key=True),
     prefixes=["TEMPORARY"],
 )
+
+
+# All the independent segments of one refresh at once: (segment, customer) pairs wanted.
+WANTED_PAIRS = Table(
+    "crm_segment_wanted_pairs",
+    MetaData(),
+    Column("segment_id", Integer, primary_key=True),
+    Column("profile_id", Integer, primary_key=True),
+    prefixes=["TEMPORARY"],
+)
+SEGMENTS_PER_STATEMENT = 50
 
 
 @dataclass
@@ -237,35 +250,42 @@ async def refresh_segment(
             members_query(rule, installation_id=segment.installation_id, now=now, dialect=dialect),
         )
     )
+    if dialect == "postgresql":  # a temporary table has no statistics until analysed
+        await session.execute(text("ANALYZE crm_segment_wanted"))
     wanted = WANTED
-    already = (
-        select(SegmentMembership.id)
-        .where(
-            SegmentMembership.segment_id == segment.id,
-            SegmentMembership.profile_id == wanted.c.id,
+    left = list(
+        await session.scalars(
+            delete(SegmentMembership)
+            .where(
+                SegmentMembership.segment_id == segment.id,
+                # NOT EXISTS plans as an anti-join; NOT IN over a big set can go quadratic
+                ~select(wanted.c.id).where(wanted.c.id == SegmentMembership.profile_id).exists(),
+            )
+            .returning(SegmentMembership.profile_id)
         )
-        .exists()
+    )
+    # Keep only newcomers in the temporary table, then insert them without looking at the
+    # table being inserted into (a plan that re-reads it per row grows quadratically).
+    await session.execute(
+        delete(wanted).where(
+            select(SegmentMembership.id)
+            .where(
+                SegmentMembership.segment_id == segment.id,
+                SegmentMembership.profile_id == wanted.c.id,
+            )
+            .exists()
+        )
     )
     entering = select(
         literal(segment.installation_id),
         literal(segment.id),
         wanted.c.id,
         literal(now, SegmentMembership.since.type),
-    ).where(~already)
+    )
     entered = list(
         await session.scalars(
             insert(SegmentMembership)
             .from_select(["installation_id", "segment_id", "profile_id", "since"], entering)
-            .returning(SegmentMembership.profile_id)
-        )
-    )
-    left = list(
-        await session.scalars(
-            delete(SegmentMembership)
-            .where(
-                SegmentMembership.segment_id == segment.id,
-                SegmentMembership.profile_id.not_in(select(wanted.c.id)),
-            )
             .returning(SegmentMembership.profile_id)
         )
     )
@@ -326,15 +346,121 @@ async def _count_today(session: AsyncSession, segment: Segment, now: datetime) -
         row.members = segment.member_count
 
 
+async def refresh_together(
+    session: AsyncSession,
+    items: list[tuple[Segment, Rule]],
+    now: datetime,
+    *,
+    dialect: str,
+) -> dict[str, Changes]:
+    """Refresh many segments in a handful of statements: every rule's members go to one
+    temporary table, then one anti-join inserts who entered and one deletes who left,
+    for all of them. Per-segment statements cost more than the rules themselves.
+    Rules must not refer to segments refreshed in the same call (`in_segment`)."""
+    if not items:
+        return {}
+    await session.run_sync(lambda sync: WANTED_PAIRS.create(sync.connection(), checkfirst=True))
+    await session.execute(delete(WANTED_PAIRS))
+    for start in range(0, len(items), SEGMENTS_PER_STATEMENT):
+        chunk = items[start : start + SEGMENTS_PER_STATEMENT]
+        selects = [
+            select(literal(segment.id).label("segment_id"), Profile.id.label("profile_id")).where(
+                Profile.installation_id == segment.installation_id,
+                compile_rule(
+                    rule, now=now, dialect=dialect, installation_id=segment.installation_id
+                ),
+            )
+            for segment, rule in chunk
+        ]
+        await session.execute(
+            insert(WANTED_PAIRS).from_select(["segment_id", "profile_id"], union_all(*selects))
+        )
+    if dialect == "postgresql":
+        await session.execute(text("ANALYZE crm_segment_wanted_pairs"))
+    wanted = WANTED_PAIRS
+    ids = [segment.id for segment, _ in items]
+    installation_id = items[0][0].installation_id
+    counts: dict[int, int] = dict(
+        (
+            await session.execute(
+                select(wanted.c.segment_id, func.count()).group_by(wanted.c.segment_id)
+            )
+        ).all()
+    )
+    left = (
+        await session.execute(
+            delete(SegmentMembership)
+            .where(
+                SegmentMembership.segment_id.in_(ids),
+                ~select(wanted.c.profile_id)
+                .where(
+                    wanted.c.segment_id == SegmentMembership.segment_id,
+                    wanted.c.profile_id == SegmentMembership.profile_id,
+                )
+                .exists(),
+            )
+            .returning(SegmentMembership.segment_id, SegmentMembership.profile_id)
+        )
+    ).all()
+    # Newcomers only, then a plain insert (see refresh_segment).
+    await session.execute(
+        delete(wanted).where(
+            select(SegmentMembership.id)
+            .where(
+                SegmentMembership.segment_id == wanted.c.segment_id,
+                SegmentMembership.profile_id == wanted.c.profile_id,
+            )
+            .exists()
+        )
+    )
+    entering = select(
+        literal(installation_id),
+        wanted.c.segment_id,
+        wanted.c.profile_id,
+        literal(now, SegmentMembership.since.type),
+    )
+    entered = (
+        await session.execute(
+            insert(SegmentMembership)
+            .from_select(["installation_id", "segment_id", "profile_id", "since"], entering)
+            .returning(SegmentMembership.segment_id, SegmentMembership.profile_id)
+        )
+    ).all()
+    changes = {segment.id: Changes() for segment, _ in items}
+    for segment_id, profile_id in entered:
+        changes[segment_id].entered.append(profile_id)
+    for segment_id, profile_id in left:
+        changes[segment_id].left.append(profile_id)
+    out: dict[str, Changes] = {}
+    for segment, _ in items:
+        change = changes[segment.id]
+        change.entered.sort()
+        change.left.sort()
+        if segment.refreshed_at is not None:  # a first fill is not news about anyone
+            await _note_many(session, segment, change, now)
+        segment.member_count = int(counts.get(segment.id, 0))
+        segment.refreshed_at = now
+        await _count_today(session, segment, now)
+        out[segment.key] = change
+    await session.flush()
+    return out
+
+
 async def refresh_installation(
     session: AsyncSession, installation_id: int, now: datetime, *, dialect: str
 ) -> dict[str, Changes]:
-    """RFM and scores, then every segment of one shop (the scheduled job: time-driven rules flip on
-    time, and RFM boundaries follow the shop as it grows)."""
+    """RFM and scores, then every segment of one shop (the scheduled job: time-driven
+    rules flip on time, and RFM boundaries follow the shop as it grows). Segments that
+    refer to no other go together; the others follow one by one, in dependency order."""
     await refresh_rfm(session, installation_id, now)
     await scoring.refresh_scores(session, installation_id)
     await ensure_source_segments(session, installation_id)
-    return {
-        segment.key: await refresh_segment(session, segment, now, dialect=dialect, rule=rule)
-        for segment, rule in await _segments(session, installation_id, fresh=True)
-    }
+    segments = await _segments(session, installation_id, fresh=True)
+    independent = [(s, r) for s, r in segments if not segment_references(r)]
+    changes = await refresh_together(session, independent, now, dialect=dialect)
+    for segment, rule in segments:
+        if segment_references(rule):
+            changes[segment.key] = await refresh_segment(
+                session, segment, now, dialect=dialect, rule=rule
+            )
+    return changes

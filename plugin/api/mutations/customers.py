@@ -33,13 +33,15 @@ class ConsentChannel(enum.Enum):
     SMS = "sms"
 
 
-async def profile_for(session: AsyncSession, viewer: Viewer, customer_id: str) -> Profile:
-    pk = from_global_id("Customer", customer_id, field="customerId")
+async def profile_for(
+    session: AsyncSession, viewer: Viewer, customer_id: str, *, field: str = "customerId"
+) -> Profile:
+    pk = from_global_id("Customer", customer_id, field=field)
     profile = await session.scalar(
         select(Profile).where(Profile.id == pk, Profile.installation_id == viewer.installation_id)
     )
     if profile is None:
-        raise NotFound("No such customer.", field="customerId")
+        raise NotFound("No such customer.", field=field)
     return profile
 
 
