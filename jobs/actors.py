@@ -76,12 +76,12 @@ async def refresh_segments() -> None:
     for installation_id in installation_ids:
         async with unit_of_work(ctx.db) as session:
             await lock_installation(session, installation_id)
-            oldest = await session.scalar(
-                select(func.min(Segment.refreshed_at)).where(
+            latest = await session.scalar(
+                select(func.max(Segment.refreshed_at)).where(
                     Segment.installation_id == installation_id
                 )
             )
-            if oldest is not None and oldest > fresh_after:
+            if latest is not None and latest > fresh_after:
                 continue
             await refresh_installation(session, installation_id, now, dialect=ctx.db.dialect)
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from plugin.db.base import utcnow
 from plugin.db.engine import Database
@@ -20,7 +20,7 @@ from plugin.segments.membership import (
     refresh_installation,
 )
 from plugin.segments.models import Segment, SegmentMembership
-from plugin.segments.rules import RuleError, parse_rule
+from plugin.segments.rules import RuleError, changes_with_time, parse_rule
 from tests.conftest import new_installation
 
 
@@ -196,3 +196,46 @@ async def test_consent_means_an_identity_of_that_kind_said_yes(db: Database) -> 
     async with unit_of_work(db) as session:
         await refresh_installation(session, installation_id, now, dialect=db.dialect)
     assert await _members(db, installation_id, "mailable") == {"b0@example.com"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "timely"),
+    [
+        ({"field": "paid_orders_count", "op": "gte", "value": 3}, False),
+        ({"field": "days_since_last_order", "op": "gte", "value": 90}, True),
+        ({"field": "first_order_at", "op": "after", "value": {"days_ago": 30}}, True),
+        ({"field": "first_order_at", "op": "after", "value": "2026-01-01"}, False),
+        ({"field": "rfm_cell", "op": "eq", "value": "Champions"}, True),
+        ({"ordered": {"at_least": 2, "with_voucher": True}}, False),
+        ({"ordered": {"at_least": 2, "within_days": 30}}, True),
+        ({"not": {"abandoned_checkout": {}}}, True),
+        ({"all": [{"field": "city", "op": "eq", "value": "Rome"}, {"in_segment": "vip"}]}, True),
+        ({"top_percent": {"field": "total_spent", "percent": 5}}, True),
+    ],
+)
+def test_rules_that_can_flip_without_an_event_are_known(raw: object, timely: bool) -> None:
+    assert changes_with_time(parse_rule(raw)) is timely
+
+
+async def test_the_minute_refresh_skips_rules_only_folds_can_change(db: Database) -> None:
+    installation_id = await new_installation(db)
+    now = utcnow()
+    async with unit_of_work(db) as session:
+        await ensure_builtin_segments(session, installation_id)
+        buyer = _buyer(installation_id, 1, paid_orders_count=3, orders_count=3)
+        session.add(buyer)
+    async with unit_of_work(db) as session:
+        await refresh_installation(session, installation_id, now, dialect=db.dialect)
+    assert "b1@example.com" in await _members(db, installation_id, "regulars")
+    async with unit_of_work(db) as session:  # changed behind the folds' back
+        await session.execute(
+            update(Profile).where(Profile.id == buyer.id).values(paid_orders_count=1)
+        )
+    later = now + timedelta(minutes=1)
+    async with unit_of_work(db) as session:
+        minute = await refresh_installation(session, installation_id, later, dialect=db.dialect)
+    assert "regulars" not in minute  # not re-evaluated: folds keep it current
+    assert "sleeping" in minute  # time-driven: always
+    async with unit_of_work(db) as session:
+        await refresh_installation(session, installation_id, later, dialect=db.dialect, full=True)
+    assert "b1@example.com" not in await _members(db, installation_id, "regulars")

@@ -9,23 +9,27 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import (
     Column,
     Integer,
     MetaData,
     Table,
+    case,
     delete,
     func,
     insert,
     literal,
+    null,
     select,
     text,
     union_all,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plugin.db.upsert import insert_ignore
@@ -36,7 +40,13 @@ from plugin.segments.evaluate import matches
 from plugin.segments.facts import load_facts
 from plugin.segments.models import Segment, SegmentDailyCount, SegmentMembership
 from plugin.segments.rfm import refresh_rfm
-from plugin.segments.rules import Rule, RuleError, parse_rule, segment_references
+from plugin.segments.rules import (
+    Rule,
+    RuleError,
+    changes_with_time,
+    parse_rule,
+    segment_references,
+)
 from plugin.segments.sql import compile_rule, members_query
 from plugin.segments.thresholds import resolve
 from plugin.timeline.models import TimelineEntry
@@ -60,6 +70,7 @@ WANTED_PAIRS = Table(
     prefixes=["TEMPORARY"],
 )
 SEGMENTS_PER_STATEMENT = 50
+Pairs = list[tuple[int, int]]  # (segment id, profile id)
 
 
 @dataclass
@@ -353,12 +364,170 @@ async def refresh_together(
     *,
     dialect: str,
 ) -> dict[str, Changes]:
-    """Refresh many segments in a handful of statements: every rule's members go to one
-    temporary table, then one anti-join inserts who entered and one deletes who left,
-    for all of them. Per-segment statements cost more than the rules themselves.
+    """Refresh many segments at once: every rule is evaluated in one pass over the
+    customers, then one anti-join inserts who entered and one deletes who left, for all of
+    them. Per-segment statements cost more than the rules themselves.
     Rules must not refer to segments refreshed in the same call (`in_segment`)."""
     if not items:
         return {}
+    if dialect == "postgresql":
+        entered, left, counts = await _diff_in_one_statement(session, items, now)
+    else:
+        entered, left, counts = await _diff_through_temporary_table(session, items, now, dialect)
+    changes = {segment.id: Changes() for segment, _ in items}
+    for segment_id, profile_id in entered:
+        changes[segment_id].entered.append(profile_id)
+    for segment_id, profile_id in left:
+        changes[segment_id].left.append(profile_id)
+    out: dict[str, Changes] = {}
+    for segment, _ in items:
+        change = changes[segment.id]
+        change.entered.sort()
+        change.left.sort()
+        if segment.refreshed_at is not None:  # a first fill is not news about anyone
+            await _note_many(session, segment, change, now)
+        segment.member_count = int(counts.get(segment.id, 0))
+        segment.refreshed_at = now
+        await _count_today(session, segment, now)
+        out[segment.key] = change
+    await session.flush()
+    return out
+
+
+FULL_REFRESH_SECONDS = 3600.0
+
+
+async def refresh_installation(
+    session: AsyncSession,
+    installation_id: int,
+    now: datetime,
+    *,
+    dialect: str,
+    full: bool | None = None,
+) -> dict[str, Changes]:
+    """RFM and scores, then the segments of one shop (the scheduled job: time-driven
+    rules flip on time, and RFM boundaries follow the shop as it grows).
+
+    Segments whose rules cannot change without an event about the customer are kept
+    current by the folds; the scheduled job recomputes them only in a full refresh (the
+    first one, then every `FULL_REFRESH_SECONDS`, or `full=True`) as a safety net.
+    Segments that refer to no other go together; the others follow one by one."""
+    if dialect == "postgresql":
+        # Whole-base statements have cost estimates that trigger JIT compilation, which
+        # takes seconds: longer than these statements run without it.
+        await session.execute(text("SET LOCAL jit = off"))
+    await refresh_rfm(session, installation_id, now)
+    await scoring.refresh_scores(session, installation_id)
+    await ensure_source_segments(session, installation_id)
+    segments = await _segments(session, installation_id, fresh=True)
+    if full is None:
+        stale = now - timedelta(seconds=FULL_REFRESH_SECONDS)
+        full = any(s.refreshed_at is None or s.refreshed_at < stale for s, _ in segments)
+    if not full:
+        segments = [(s, r) for s, r in segments if changes_with_time(r)]
+    independent = [(s, r) for s, r in segments if not segment_references(r)]
+    changes = await refresh_together(session, independent, now, dialect=dialect)
+    for segment, rule in segments:
+        if segment_references(rule):
+            changes[segment.key] = await refresh_segment(
+                session, segment, now, dialect=dialect, rule=rule
+            )
+    return changes
+
+
+async def _diff_in_one_statement(
+    session: AsyncSession, items: list[tuple[Segment, Rule]], now: datetime
+) -> tuple[Pairs, Pairs, dict[int, int]]:
+    """PostgreSQL: one scan of the customers yields, per row, the ids of the segments whose
+    rule holds (`unnest(ARRAY[CASE WHEN rule THEN id END, …])`); data-modifying CTEs then
+    delete leavers and insert newcomers against the same snapshot."""
+    installation_id = items[0][0].installation_id
+    ids = [segment.id for segment, _ in items]
+    flags: postgresql.array[Any] = postgresql.array(
+        [
+            case(
+                (
+                    compile_rule(
+                        rule, now=now, dialect="postgresql", installation_id=installation_id
+                    ),
+                    literal(segment.id),
+                ),
+                else_=null(),
+            )
+            for segment, rule in items
+        ],
+        type_=Integer,
+    )
+    pairs = (
+        select(Profile.id.label("profile_id"), func.unnest(flags).label("segment_id"))
+        .where(Profile.installation_id == installation_id)
+        .subquery("pairs")
+    )
+    wanted = (
+        select(pairs.c.segment_id, pairs.c.profile_id)
+        .where(pairs.c.segment_id.is_not(None))
+        .cte("wanted")
+        .prefix_with("MATERIALIZED")
+    )
+    gone = (
+        delete(SegmentMembership)
+        .where(
+            SegmentMembership.segment_id.in_(ids),
+            ~select(wanted.c.profile_id)
+            .where(
+                wanted.c.segment_id == SegmentMembership.segment_id,
+                wanted.c.profile_id == SegmentMembership.profile_id,
+            )
+            .exists(),
+        )
+        .returning(SegmentMembership.segment_id, SegmentMembership.profile_id)
+        .cte("gone")
+    )
+    came = (
+        insert(SegmentMembership)
+        .from_select(
+            ["installation_id", "segment_id", "profile_id", "since"],
+            select(
+                literal(installation_id),
+                wanted.c.segment_id,
+                wanted.c.profile_id,
+                literal(now, SegmentMembership.since.type),
+            ).where(
+                ~select(SegmentMembership.id)
+                .where(
+                    SegmentMembership.segment_id == wanted.c.segment_id,
+                    SegmentMembership.profile_id == wanted.c.profile_id,
+                )
+                .exists()
+            ),
+        )
+        .returning(SegmentMembership.segment_id, SegmentMembership.profile_id)
+        .cte("came")
+    )
+    report = union_all(
+        select(literal(0).label("kind"), came.c.segment_id, came.c.profile_id),
+        select(literal(1), gone.c.segment_id, gone.c.profile_id),
+        select(literal(2), wanted.c.segment_id, func.count()).group_by(wanted.c.segment_id),
+    )
+    # Rules with order conditions become hashed sub-plans only if they fit in memory, and a
+    # nested loop over the table being inserted into would re-read it for every row.
+    await session.execute(text("SET LOCAL work_mem = '256MB'"))
+    await session.execute(text("SET LOCAL enable_nestloop = off"))
+    try:
+        rows = (await session.execute(report)).all()
+    finally:
+        await session.execute(text("SET LOCAL enable_nestloop = on"))
+        await session.execute(text("SET LOCAL work_mem = DEFAULT"))
+    entered = [(r[1], r[2]) for r in rows if r[0] == 0]
+    left = [(r[1], r[2]) for r in rows if r[0] == 1]
+    counts = {r[1]: r[2] for r in rows if r[0] == 2}
+    return entered, left, counts
+
+
+async def _diff_through_temporary_table(
+    session: AsyncSession, items: list[tuple[Segment, Rule]], now: datetime, dialect: str
+) -> tuple[Pairs, Pairs, dict[int, int]]:
+    """Elsewhere: every rule's members go to one temporary table both diffs read from."""
     await session.run_sync(lambda sync: WANTED_PAIRS.create(sync.connection(), checkfirst=True))
     await session.execute(delete(WANTED_PAIRS))
     for start in range(0, len(items), SEGMENTS_PER_STATEMENT):
@@ -375,8 +544,6 @@ async def refresh_together(
         await session.execute(
             insert(WANTED_PAIRS).from_select(["segment_id", "profile_id"], union_all(*selects))
         )
-    if dialect == "postgresql":
-        await session.execute(text("ANALYZE crm_segment_wanted_pairs"))
     wanted = WANTED_PAIRS
     ids = [segment.id for segment, _ in items]
     installation_id = items[0][0].installation_id
@@ -426,41 +593,4 @@ async def refresh_together(
             .returning(SegmentMembership.segment_id, SegmentMembership.profile_id)
         )
     ).all()
-    changes = {segment.id: Changes() for segment, _ in items}
-    for segment_id, profile_id in entered:
-        changes[segment_id].entered.append(profile_id)
-    for segment_id, profile_id in left:
-        changes[segment_id].left.append(profile_id)
-    out: dict[str, Changes] = {}
-    for segment, _ in items:
-        change = changes[segment.id]
-        change.entered.sort()
-        change.left.sort()
-        if segment.refreshed_at is not None:  # a first fill is not news about anyone
-            await _note_many(session, segment, change, now)
-        segment.member_count = int(counts.get(segment.id, 0))
-        segment.refreshed_at = now
-        await _count_today(session, segment, now)
-        out[segment.key] = change
-    await session.flush()
-    return out
-
-
-async def refresh_installation(
-    session: AsyncSession, installation_id: int, now: datetime, *, dialect: str
-) -> dict[str, Changes]:
-    """RFM and scores, then every segment of one shop (the scheduled job: time-driven
-    rules flip on time, and RFM boundaries follow the shop as it grows). Segments that
-    refer to no other go together; the others follow one by one, in dependency order."""
-    await refresh_rfm(session, installation_id, now)
-    await scoring.refresh_scores(session, installation_id)
-    await ensure_source_segments(session, installation_id)
-    segments = await _segments(session, installation_id, fresh=True)
-    independent = [(s, r) for s, r in segments if not segment_references(r)]
-    changes = await refresh_together(session, independent, now, dialect=dialect)
-    for segment, rule in segments:
-        if segment_references(rule):
-            changes[segment.key] = await refresh_segment(
-                session, segment, now, dialect=dialect, rule=rule
-            )
-    return changes
+    return [(r[0], r[1]) for r in entered], [(r[0], r[1]) for r in left], counts

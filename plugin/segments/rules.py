@@ -380,3 +380,40 @@ def segment_references(rule: Rule) -> set[str]:
     if isinstance(rule, InSegment):
         return {rule.key}
     return set()
+
+
+# Figures the scheduled jobs rewrite for everyone (RFM against moving boundaries, scores,
+# predictions): a rule reading them can change without any event about the customer.
+RECOMPUTED_FIELDS = frozenset(
+    {
+        "rfm_recency",
+        "rfm_frequency",
+        "rfm_monetary",
+        "rfm_cell",
+        "score",
+        "p_alive",
+        "predicted_orders_12m",
+        "predicted_value_12m",
+        "predicted_next_order_at",
+    }
+)
+
+
+def changes_with_time(rule: Rule) -> bool:
+    """Whether the rule can flip for a customer nothing happened to: it reads the clock
+    ("days since", relative dates, order windows, quiet carts), the whole base (top N %),
+    another segment, or figures the scheduled jobs recompute. Other rules change only
+    when the customer's own data does, and every fold re-evaluates those."""
+    if isinstance(rule, AllOf | AnyOf):
+        return any(changes_with_time(r) for r in rule.rules)
+    if isinstance(rule, Not):
+        return changes_with_time(rule.rule)
+    if isinstance(rule, Condition):
+        return (
+            rule.field.kind is FieldKind.DAYS
+            or rule.field.name in RECOMPUTED_FIELDS
+            or any(isinstance(v, RelativeDate) for v in rule.values)
+        )
+    if isinstance(rule, Ordered):
+        return rule.within_days is not None
+    return isinstance(rule, AbandonedCheckout | TopPercent | InSegment)
