@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import logging
+from datetime import datetime, timedelta
 
 import dramatiq
 from sqlalchemy import func, select
 
 from jobs.runtime import broker, context
+from plugin.context import AppContext
 from plugin.db.base import utcnow
 from plugin.db.locks import lock_installation, try_lock_refit
 from plugin.inbox import service as inbox
@@ -19,6 +21,7 @@ from plugin.saleor.models import Installation, InstallationStatus
 from plugin.segments.membership import refresh_installation
 from plugin.segments.models import Segment
 
+logger = logging.getLogger(__name__)
 MAX_BATCHES_PER_JOB = 25
 
 
@@ -74,16 +77,19 @@ async def refresh_segments() -> None:
             )
         )
     for installation_id in installation_ids:
-        async with unit_of_work(ctx.db) as session:
-            await lock_installation(session, installation_id)
-            latest = await session.scalar(
-                select(func.max(Segment.refreshed_at)).where(
-                    Segment.installation_id == installation_id
+        try:
+            async with unit_of_work(ctx.db) as session:
+                await lock_installation(session, installation_id)
+                latest = await session.scalar(
+                    select(func.max(Segment.refreshed_at)).where(
+                        Segment.installation_id == installation_id
+                    )
                 )
-            )
-            if latest is not None and latest > fresh_after:
-                continue
-            await refresh_installation(session, installation_id, now, dialect=ctx.db.dialect)
+                if latest is not None and latest > fresh_after:
+                    continue
+                await refresh_installation(session, installation_id, now, dialect=ctx.db.dialect)
+        except Exception:  # one shop's trouble never stops the others' refresh
+            logger.exception("segment refresh failed for installation %s", installation_id)
 
 
 @dramatiq.actor(actor_name="predictions.refit", max_retries=0, time_limit=3_600_000, broker=broker)
@@ -102,21 +108,29 @@ async def refit_predictions() -> None:
             )
         )
     for installation_id in installation_ids:
-        async with unit_of_work(ctx.db) as session:
-            if not await try_lock_refit(session, installation_id):
-                continue  # another worker is on it
-            fitted = await session.scalar(
-                select(func.min(PredictionModel.fitted_at)).where(
-                    PredictionModel.installation_id == installation_id
-                )
+        try:
+            await _refit_one(ctx, installation_id, now, stale_before)
+        except Exception:  # one shop's trouble never stops the others' refit
+            logger.exception("prediction refit failed for installation %s", installation_id)
+
+
+async def _refit_one(
+    ctx: AppContext, installation_id: int, now: datetime, stale_before: datetime
+) -> None:
+    async with unit_of_work(ctx.db) as session:
+        if not await try_lock_refit(session, installation_id):
+            return  # another worker is on it
+        fitted = await session.scalar(
+            select(func.min(PredictionModel.fitted_at)).where(
+                PredictionModel.installation_id == installation_id
             )
-            if fitted is not None and fitted > stale_before:
-                continue
-            has_buyers = await session.scalar(
-                select(Profile.id)
-                .where(Profile.installation_id == installation_id, Profile.orders_count > 0)
-                .limit(1)
-            )
-            if has_buyers is None:
-                continue
+        )
+        if fitted is not None and fitted > stale_before:
+            return
+        has_buyers = await session.scalar(
+            select(Profile.id)
+            .where(Profile.installation_id == installation_id, Profile.orders_count > 0)
+            .limit(1)
+        )
+        if has_buyers is not None:
             await refit_installation(session, installation_id, now)

@@ -198,7 +198,9 @@ async def build_shop(db: Database) -> Shop:
         add_order(session, other_id, stranger, at(2026, 1, 11), "500", source="google")
         add_order(session, other_id, stranger, at(2026, 2, 11), "500", source="google")
         await recompute(session, stranger)
-        segment = Segment(installation_id=other_id, key="vip", name="VIP", rule={})
+        segment = Segment(
+            installation_id=other_id, key="vip", name="VIP", rule={"field": "email", "op": "is_set"}
+        )
         session.add(segment)
         await session.flush()
         session.add(
@@ -439,7 +441,10 @@ class TestRevenue:
             segments = {}
             for key in ("vip", "euro", "empty"):
                 segments[key] = Segment(
-                    installation_id=shop.installation_id, key=key, name=key.upper(), rule={}
+                    installation_id=shop.installation_id,
+                    key=key,
+                    name=key.upper(),
+                    rule={"field": "email", "op": "is_set"},
                 )
                 session.add(segments[key])
             await session.flush()

@@ -144,7 +144,13 @@ async def test_merge_moves_tags_once_and_keeps_segment_counts(db: Database) -> N
     guest = await _resolve(db, inst, Claims(email="tagged@example.com"))
     user = await _resolve(db, inst, Claims(saleor_user_id="VXNlcjo5", email="other@example.com"))
     async with unit_of_work(db) as session:
-        segment = Segment(installation_id=inst, key="all", name="All", rule={}, member_count=2)
+        segment = Segment(
+            installation_id=inst,
+            key="all",
+            name="All",
+            rule={"field": "email", "op": "is_set"},
+            member_count=2,
+        )
         session.add(segment)
         await session.flush()
         for profile_id, tag in ((guest, "wholesale"), (guest, "vip"), (user, "vip")):

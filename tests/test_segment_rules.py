@@ -295,7 +295,12 @@ async def _population(db: Database, people: list[dict[str, Any]]) -> tuple[int, 
     ids = []
     related = ("orders", "checkouts", "last_order_at", "tags", "consents", "in_segment")
     async with unit_of_work(db) as session:
-        segment = Segment(installation_id=installation_id, key="seg_a", name="A", rule={})
+        segment = Segment(
+            installation_id=installation_id,
+            key="seg_a",
+            name="A",
+            rule={"field": "email", "op": "is_set"},
+        )
         session.add(segment)
         for n, person in enumerate(people):
             attributes = {k: v for k, v in person.items() if k not in related}

@@ -7,6 +7,7 @@ Only changes are written: a customer entering gets a membership row and a
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -51,6 +52,8 @@ from plugin.segments.sql import compile_rule, members_query
 from plugin.segments.thresholds import resolve
 from plugin.timeline.models import TimelineEntry
 from plugin.timeline.service import record
+
+logger = logging.getLogger(__name__)
 
 # Per database connection (temporary), emptied before each use.
 WANTED = Table(
@@ -102,7 +105,13 @@ async def _segments(
             select(Segment).where(Segment.installation_id == installation_id).order_by(Segment.id)
         )
     )
-    rules = {s.key: compiled_rule(s) for s in segments}
+    rules: dict[str, Rule] = {}
+    for segment in segments:
+        try:
+            rules[segment.key] = compiled_rule(segment)
+        except RuleError as error:  # saved rules are validated; never let one stop the rest
+            logger.error("segment %s has an unusable rule: %s", segment.id, error)
+    segments = [s for s in segments if s.key in rules]
     ordered: list[Segment] = []
     placed: set[str] = set()
     visiting: set[str] = set()
