@@ -444,6 +444,23 @@ async def refresh_installation(
     return changes
 
 
+def _leavers(segment_ids: list[int], wanted: Any) -> Any:
+    """DELETE … RETURNING of the memberships of these segments no longer wanted."""
+    return (
+        delete(SegmentMembership)
+        .where(
+            SegmentMembership.segment_id.in_(segment_ids),
+            ~select(wanted.c.profile_id)
+            .where(
+                wanted.c.segment_id == SegmentMembership.segment_id,
+                wanted.c.profile_id == SegmentMembership.profile_id,
+            )
+            .exists(),
+        )
+        .returning(SegmentMembership.segment_id, SegmentMembership.profile_id)
+    )
+
+
 async def _diff_in_one_statement(
     session: AsyncSession, items: list[tuple[Segment, Rule]], now: datetime
 ) -> tuple[Pairs, Pairs, dict[int, int]]:
@@ -478,20 +495,7 @@ async def _diff_in_one_statement(
         .cte("wanted")
         .prefix_with("MATERIALIZED")
     )
-    gone = (
-        delete(SegmentMembership)
-        .where(
-            SegmentMembership.segment_id.in_(ids),
-            ~select(wanted.c.profile_id)
-            .where(
-                wanted.c.segment_id == SegmentMembership.segment_id,
-                wanted.c.profile_id == SegmentMembership.profile_id,
-            )
-            .exists(),
-        )
-        .returning(SegmentMembership.segment_id, SegmentMembership.profile_id)
-        .cte("gone")
-    )
+    gone = _leavers(ids, wanted).cte("gone")
     came = (
         insert(SegmentMembership)
         .from_select(
@@ -563,21 +567,7 @@ async def _diff_through_temporary_table(
             )
         ).all()
     )
-    left = (
-        await session.execute(
-            delete(SegmentMembership)
-            .where(
-                SegmentMembership.segment_id.in_(ids),
-                ~select(wanted.c.profile_id)
-                .where(
-                    wanted.c.segment_id == SegmentMembership.segment_id,
-                    wanted.c.profile_id == SegmentMembership.profile_id,
-                )
-                .exists(),
-            )
-            .returning(SegmentMembership.segment_id, SegmentMembership.profile_id)
-        )
-    ).all()
+    left = (await session.execute(_leavers(ids, wanted))).all()
     # Newcomers only, then a plain insert (see refresh_segment).
     await session.execute(
         delete(wanted).where(
