@@ -223,6 +223,14 @@ async def fill_segments(installation_id: int) -> None:
     await db.dispose()
 
 
+async def analyze(db_url: str) -> None:
+    conn = await asyncpg.connect(db_url)
+    try:
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+
+
 async def stored_installation(db_url: str, jwks: dict[str, Any]) -> int:
     """A reused database: this run's key replaces the stored JWKS."""
     conn = await asyncpg.connect(db_url)
@@ -374,6 +382,7 @@ def main() -> None:
             installation_id = asyncio.run(generate(db_url, args.profiles, orders, signer.jwks))
             step("built-in segments and their members")
             asyncio.run(fill_segments(installation_id))
+            asyncio.run(analyze(db_url))  # fresh statistics, as autovacuum would leave them
             figures["generate_seconds"] = round(time.perf_counter() - started, 1)
         customers = asyncio.run(sample_customers(db_url, installation_id, args.samples))
         figures["profiles"] = args.profiles if not args.reuse else None

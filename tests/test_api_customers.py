@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, update
 from sqlalchemy.engine import Engine
 
 from plugin.api.context import CURRENT
@@ -16,6 +16,7 @@ from plugin.api.ids import to_global_id
 from plugin.db.base import utcnow
 from plugin.db.engine import Database
 from plugin.kit.after_commit import unit_of_work
+from plugin.profiles.models import Profile
 from plugin.segments.membership import refresh_installation
 from tests.api import gql, seed_customer, staff_headers
 from tests.conftest import RunningApp
@@ -131,6 +132,67 @@ async def test_card_statement_count_is_constant(
     assert counts[1] <= 16, counts
 
 
+EXPLAINED = """
+query($id: ID!) {
+  customer(id: $id) {
+    score scoreFactors { name meaning value weight points }
+    prediction { pAlive explanation }
+    segments { why }
+    orders(first: 20) { edges { node { number } } }
+  }
+}
+"""
+
+
+async def test_card_explains_score_and_prediction_in_constant_statements(
+    app_server: RunningApp,
+    saleor: Any,
+    installation_id: int,
+    db: Database,
+    statements: StatementCounter,
+) -> None:
+    small = await seed_customer(db, installation_id, "s@example.com", orders=1)
+    big = await seed_customer(db, installation_id, "b@example.com", orders=12, lines=2)
+    await _refresh(db, installation_id)
+    async with unit_of_work(db) as session:
+        await session.execute(
+            update(Profile)
+            .where(Profile.id.in_([small, big]))
+            .values(p_alive=0.8, predicted_orders_12m=1.5, score=40)
+        )
+    await gql(app_server, EXPLAINED, {"id": to_global_id("Customer", big)}, staff_headers(saleor))
+    counts, cards = [], []
+    for pk in (small, big):
+        statements.count = 0
+        answer = await gql(
+            app_server, EXPLAINED, {"id": to_global_id("Customer", pk)}, staff_headers(saleor)
+        )
+        assert "errors" not in answer.body, answer.body
+        counts.append(statements.count)
+        cards.append(answer.data["customer"])
+    assert counts[0] == counts[1], counts
+    factors = cards[1]["scoreFactors"]
+    assert factors
+    assert {"name", "meaning", "value", "weight", "points"} <= set(factors[0])
+    assert abs(sum(f["weight"] for f in factors) - 1) < 1e-6
+    assert all(0 <= f["value"] <= 1 for f in factors)
+    explanation = cards[1]["prediction"]["explanation"]
+    assert isinstance(explanation, str), explanation
+    assert explanation, explanation
+    assert not explanation.startswith("No orders"), explanation
+
+    # A page of customers explains every score in the same statements as a page of one.
+    page = "query($n: Int!) { customers(first: $n) { nodes { scoreFactors { points } "
+    page += "prediction { explanation } } } }"
+    sizes = []
+    for n in (1, 2):
+        statements.count = 0
+        answer = await gql(app_server, page, {"n": n}, staff_headers(saleor))
+        assert "errors" not in answer.body, answer.body
+        sizes.append(statements.count)
+    assert sizes[0] == sizes[1], sizes
+
+
 async def test_list_statement_count_does_not_grow_with_the_page(
     app_server: RunningApp,
     saleor: Any,
@@ -174,6 +236,59 @@ async def test_pages_follow_cursors_to_the_end(
             break
         after = page["pageInfo"]["endCursor"]
     assert seen == [f"p{n}@example.com" for n in range(6, -1, -1)]
+
+
+@pytest.mark.parametrize("direction", ["DESC", "ASC"])
+@pytest.mark.parametrize("field", ["LAST_ORDER_AT", "SCORE", "ORDERS_COUNT", "CREATED"])
+async def test_sorted_pages_put_unknown_values_last(
+    app_server: RunningApp,
+    saleor: Any,
+    installation_id: int,
+    db: Database,
+    field: str,
+    direction: str,
+) -> None:
+    """Every sort, both ways, page by page: each customer once, those without a value (no
+    order yet, no score) after all others, ties broken by id in the same direction."""
+    ids = []
+    for n in range(7):
+        pk = await seed_customer(db, installation_id, f"sorted{n}@example.com", orders=n % 4)
+        ids.append(pk)
+    async with unit_of_work(db) as session:
+        for n, pk in enumerate(ids):
+            score = None if n % 3 == 0 else n % 2
+            await session.execute(update(Profile).where(Profile.id == pk).values(score=score))
+    query = """query($after: String, $sort: CustomerSort) { customers(first: 2, after: $after,
+        sortBy: $sort) { pageInfo { hasNextPage endCursor } nodes { id email ordersCount
+        lastOrderAt score } } }"""
+    sort = {"field": field, "direction": direction}
+    seen: list[dict[str, Any]] = []
+    after = None
+    while True:
+        answer = await gql(app_server, query, {"after": after, "sort": sort}, staff_headers(saleor))
+        assert "errors" not in answer.body, answer.body
+        page = answer.data["customers"]
+        seen += page["nodes"]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert sorted(c["email"] for c in seen) == sorted(f"sorted{n}@example.com" for n in range(7))
+    descending = direction == "DESC"
+    id_of = {f"sorted{n}@example.com": pk for n, pk in enumerate(ids)}
+    column = {"LAST_ORDER_AT": "lastOrderAt", "SCORE": "score", "ORDERS_COUNT": "ordersCount"}
+
+    def key(c: dict[str, Any]) -> tuple[Any, ...]:
+        if field == "CREATED":
+            return (id_of[c["email"]],)
+        value = c[column[field]]
+        return (value is None, value if value is not None else 0, id_of[c["email"]])
+
+    expected = sorted(seen, key=key)
+    if descending:  # values and ids descending, unknown values still last
+        known = [c for c in expected if field == "CREATED" or c[column[field]] is not None]
+        unknown = [c for c in expected if c not in known]
+        expected = known[::-1] + unknown[::-1]
+    assert [c["email"] for c in seen] == [c["email"] for c in expected]
 
 
 async def test_search_filter_and_segment(

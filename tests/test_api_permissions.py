@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from plugin.analytics.ad_costs import add_ad_cost
 from plugin.api import tokens
 from plugin.api.ids import to_global_id
 from plugin.db.base import utcnow
@@ -57,6 +60,20 @@ OPS = [
         (USERS,),
     ),
     Op("apiTokens", "{ apiTokens { name } }", (USERS, APPS)),
+    Op(
+        "analytics",
+        '{ analytics(period: {from: "2025-01-01", to: "2030-12-31"}) { funnel { steps '
+        "{ key count } } cohorts { size } behaviour { customers } revenueBySource { orders } "
+        "ltvBySource { customers } revenueBySegment { slug } rfmRevenue { currency } "
+        "roi { source } adCosts { source } } }",
+        (ORDERS,),
+    ),
+    Op(
+        "customer.scoreFactors",
+        "query($c: ID!) { customer(id: $c) { email scoreFactors { name points } "
+        "prediction { explanation } } }",
+        (USERS,),
+    ),
     Op(
         "customerAddNote",
         'mutation($c: ID!) { customerAddNote(customerId: $c, text: "hi") { text } }',
@@ -120,6 +137,18 @@ OPS = [
         "NOT_FOUND",
     ),
     Op(
+        "adCostAdd",
+        'mutation { adCostAdd(input: {source: "google", dayFrom: "2026-01-01", '
+        'dayTo: "2026-01-31", amount: "10", currency: "EUR"}) { id } }',
+        (ORDERS,),
+    ),
+    Op(
+        "adCostDelete",
+        "mutation($a: ID!) { adCostDelete(id: $a) }",
+        (ORDERS,),
+        "NOT_FOUND",
+    ),
+    Op(
         "apiTokenCreate",
         'mutation { apiTokenCreate(input: {name: "ci", permissions: [MANAGE_USERS]}) '
         "{ token apiToken { name } } }",
@@ -170,7 +199,17 @@ async def test_permission_matrix(
             created_by_email=None,
             now=utcnow(),
         )
+        cost = await add_ad_cost(
+            session,
+            installation_id,
+            source="google",
+            day_from=date(2026, 1, 1),
+            day_to=date(2026, 1, 31),
+            amount=Decimal(10),
+            currency="EUR",
+        )
     variables = {
+        "a": to_global_id("AdCost", cost.id),
         "c": to_global_id("Customer", customer),
         "d": to_global_id("Customer", duplicate),
         "t": to_global_id("ApiToken", issued.row.id),

@@ -79,9 +79,9 @@ class ApiContext:
             self._session = self.app.db.session()
         return self._session
 
-    async def scalars(self, statement: Any) -> list[Any]:
+    async def scalars(self, statement: Any, params: Mapping[str, Any] | None = None) -> list[Any]:
         async with self._lock:
-            return list(await self.session.scalars(statement))
+            return list(await self.session.scalars(statement, params))
 
     async def scalar(self, statement: Any) -> Any:
         async with self._lock:

@@ -117,6 +117,24 @@ def operation_cost(
     return counter.of(operation.selection_set, roots.get(operation.operation))
 
 
+# Validating the customer card's document costs more CPU than running it: the result of
+# validating a document depends on its text only (the schema and rules are fixed), so
+# the last documents' results are kept; the cost (variables) is still priced every time.
+VALIDATED_DOCUMENTS = 256
+_validated: dict[str, tuple[GraphQLError, ...]] = {}
+
+
+def _validate(schema: GraphQLSchema, document: Any, rules: Any) -> tuple[GraphQLError, ...]:
+    # The spec's rules first: the added ones (depth, aliases) assume a valid document
+    # and crash on, say, an unknown fragment.
+    standard = tuple(r for r in rules if r in specified_rules)
+    added = tuple(r for r in rules if r not in specified_rules)
+    errors = list(validate_document(schema, document, standard))
+    if not errors and added:
+        errors = list(validate_document(schema, document, added))
+    return tuple(errors)
+
+
 class QueryCostLimiter(SchemaExtension):
     """Validates the document itself (the cost is only computed for valid documents),
     then answers a typed error when the chosen operation costs more than `max_cost`."""
@@ -129,14 +147,17 @@ class QueryCostLimiter(SchemaExtension):
         document = context.graphql_document
         if document is not None and context.pre_execution_errors is None:
             schema = context.schema._schema
-            # The spec's rules first: the added ones (depth, aliases) assume a valid
-            # document and crash on, say, an unknown fragment.
             rules = context.validation_rules
-            standard = tuple(r for r in rules if r in specified_rules)
-            added = tuple(r for r in rules if r not in specified_rules)
-            errors = list(validate_document(schema, document, standard))
-            if not errors and added:
-                errors = list(validate_document(schema, document, added))
+            # The rules are the same for every request (the limiters add fresh but equal
+            # classes each time), so the text is the key.
+            key = context.query or ""
+            found = _validated.get(key)
+            if found is None:
+                found = _validate(schema, document, rules)
+                if len(_validated) >= VALIDATED_DOCUMENTS:
+                    _validated.pop(next(iter(_validated)))
+                _validated[key] = found
+            errors = list(found)
             if not errors:
                 errors = self._check(
                     schema, context.operation_name, document.definitions, context.variables

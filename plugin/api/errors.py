@@ -62,8 +62,10 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
     original = error.original_error
     if isinstance(original, ApiError):
         code, message, extra = original.code, original.message, original.extensions
-    elif original is None:
-        # Syntax, validation, depth and token limits: the client's document is at fault.
+    elif original is None or not error.path:
+        # Syntax, validation, depth and token limits, variables that do not coerce (a bad
+        # date: the scalar's own error): the client's document is at fault. Anything
+        # raised while resolving a field has a path.
         code, message, extra = ErrorCode.INVALID_INPUT, error.message, {}
     else:
         logger.error("unexpected error in the GraphQL API", exc_info=original)

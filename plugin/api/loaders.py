@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from strawberry.dataloader import DataLoader
@@ -21,7 +21,11 @@ from strawberry.dataloader import DataLoader
 from plugin.api.pagination import SortKey
 from plugin.commerce.models import Checkout, Order, OrderLine
 from plugin.notes.models import Note
+from plugin.predictions.models import PredictionModel
 from plugin.profiles.models import Identity, Profile, ProfileTag
+from plugin.scoring.formula import factor_expressions
+from plugin.scoring.service import Factor, shop_inputs
+from plugin.scoring.weights import FACTORS
 from plugin.segments.facts import CheckoutFacts, LineFacts, OrderFacts
 from plugin.segments.models import Segment, SegmentDailyCount, SegmentMembership
 from plugin.segments.rules import Rule, parse_rule
@@ -54,12 +58,33 @@ def _by_parent(keys: Sequence[int], pairs: Sequence[tuple[int, M]]) -> list[list
     return [grouped.get(key, []) for key in keys]
 
 
-def _ranked(model: Any, parent: Any, sort: SortKey, where: list[Any], limit: int) -> Select[Any]:
+def _ranked(model: Any, parent: Any, sort: SortKey, where: list[Any], limit: Any) -> Select[Any]:
     """The first `limit` rows of `model` per parent in `sort` order."""
     rank = func.row_number().over(partition_by=parent, order_by=sort.order_by()).label("rank")
     ranked = select(model, rank).where(*where).subquery()
     row = aliased(model, ranked)
     return select(row).where(ranked.c.rank <= limit).order_by(ranked.c.rank)
+
+
+# First pages (no cursor) by shape, with the tenant, the parents and the page size as
+# parameters: building the aliased window subquery of a wide table costs more CPU than
+# PostgreSQL takes to run it, and the card asks for the same shapes every time.
+_FIRST_PAGES: dict[Hashable, Select[Any]] = {}
+
+
+def _first_pages(
+    model: Any, parent: Any, sort: SortKey, shape: Hashable, extra: list[Any]
+) -> Select[Any]:
+    key = (model, shape)
+    found = _FIRST_PAGES.get(key)
+    if found is None:
+        where = [
+            model.installation_id == bindparam("tenant"),
+            parent.in_(bindparam("parents", expanding=True)),
+            *extra,
+        ]
+        found = _FIRST_PAGES[key] = _ranked(model, parent, sort, where, bindparam("limit"))
+    return found
 
 
 class Loaders:
@@ -78,6 +103,10 @@ class Loaders:
         self.checkouts = DataLoader[PageKey, list[Checkout]](load_fn=self._checkouts)
         self.timeline = DataLoader[TimelineKey, list[TimelineEntry]](load_fn=self._timeline)
         self.members = DataLoader[PageKey, list[tuple[Profile, int]]](load_fn=self._members)
+        self.score_factors = DataLoader[int, list[Factor]](load_fn=self._score_factors)
+        self.prediction_models = DataLoader[str, PredictionModel | None](
+            load_fn=self._prediction_models
+        )
         self.count_history = DataLoader[tuple[int, int], list[SegmentDailyCount]](
             load_fn=self._count_history
         )
@@ -211,6 +240,44 @@ class Loaders:
         )
         return _by_parent(keys, [(line.order_id, line) for line in lines])
 
+    async def _score_factors(self, keys: list[int]) -> list[list[Factor]]:
+        """`plugin.scoring.service.explain_score` for many customers: the shop's inputs
+        once, then every factor's value in one statement."""
+        installation_id = self.installation_id
+
+        async def work(session: AsyncSession) -> list[list[Factor]]:
+            settings, medians = await shop_inputs(session, installation_id)
+            factors = factor_expressions(settings, medians)
+            names = list(FACTORS)
+            rows = await session.execute(
+                select(Profile.id, *(factors[n] for n in names)).where(
+                    Profile.installation_id == installation_id, Profile.id.in_(keys)
+                )
+            )
+            total = settings.total_weight
+            found: dict[int, list[Factor]] = {}
+            for row in rows:
+                parts = []
+                for name, raw in zip(names, row[1:], strict=True):
+                    weight = settings.weights.get(name, 0) / total
+                    value = float(raw if raw is not None else 0)
+                    points = round(value * weight * 100, 1)
+                    parts.append(Factor(name, FACTORS[name], round(value, 3), weight, points))
+                found[row[0]] = parts
+            return [found.get(key, []) for key in keys]
+
+        return await self.ctx.run(work)
+
+    async def _prediction_models(self, keys: list[str]) -> list[PredictionModel | None]:
+        models = await self.ctx.scalars(
+            select(PredictionModel).where(
+                PredictionModel.installation_id == self.installation_id,
+                PredictionModel.currency.in_(keys),
+            )
+        )
+        by_currency = {m.currency: m for m in models}
+        return [by_currency.get(key) for key in keys]
+
     async def _count_history(self, keys: list[tuple[int, int]]) -> list[list[SegmentDailyCount]]:
         longest = max(days for _, days in keys)
         since = self.ctx.now.date().toordinal() - longest
@@ -233,6 +300,9 @@ class Loaders:
         ]
 
     # -- pages per parent --------------------------------------------------------------
+    def _page_params(self, parents: list[int], limit: int) -> dict[str, Any]:
+        return {"tenant": self.installation_id, "parents": parents, "limit": limit}
+
     async def _paged(
         self,
         keys: Sequence[K],
@@ -253,9 +323,16 @@ class Loaders:
     async def _orders(self, keys: list[PageKey]) -> list[list[Order]]:
         async def fetch(group: list[PageKey]) -> list[tuple[int, Order]]:
             _, limit, after = group[0]
+            parents = [k[0] for k in group]
+            if after is None:
+                orders = await self.ctx.scalars(
+                    _first_pages(Order, Order.profile_id, ORDER_SORT, (), []),
+                    self._page_params(parents, limit),
+                )
+                return [(o.profile_id or 0, o) for o in orders]
             where = [
                 Order.installation_id == self.installation_id,
-                Order.profile_id.in_([k[0] for k in group]),
+                Order.profile_id.in_(parents),
             ]
             if after is not None:
                 where.append(ORDER_SORT.after(after))
@@ -269,9 +346,16 @@ class Loaders:
     async def _checkouts(self, keys: list[PageKey]) -> list[list[Checkout]]:
         async def fetch(group: list[PageKey]) -> list[tuple[int, Checkout]]:
             _, limit, after = group[0]
+            parents = [k[0] for k in group]
+            if after is None:
+                checkouts = await self.ctx.scalars(
+                    _first_pages(Checkout, Checkout.profile_id, CHECKOUT_SORT, (), []),
+                    self._page_params(parents, limit),
+                )
+                return [(c.profile_id or 0, c) for c in checkouts]
             where = [
                 Checkout.installation_id == self.installation_id,
-                Checkout.profile_id.in_([k[0] for k in group]),
+                Checkout.profile_id.in_(parents),
             ]
             if after is not None:
                 where.append(CHECKOUT_SORT.after(after))
@@ -285,6 +369,15 @@ class Loaders:
     async def _timeline(self, keys: list[TimelineKey]) -> list[list[TimelineEntry]]:
         async def fetch(group: list[TimelineKey]) -> list[tuple[int, TimelineEntry]]:
             _, limit, after, kinds, hidden = group[0]
+            hiding = [~or_(*(TimelineEntry.kind.startswith(p) for p in hidden))] if hidden else []
+            if after is None and kinds is None:  # `hidden` comes from a fixed set of prefixes
+                entries = await self.ctx.scalars(
+                    _first_pages(
+                        TimelineEntry, TimelineEntry.profile_id, TIMELINE_SORT, hidden, hiding
+                    ),
+                    self._page_params([k[0] for k in group], limit),
+                )
+                return [(e.profile_id, e) for e in entries]
             where: list[Any] = [
                 TimelineEntry.installation_id == self.installation_id,
                 TimelineEntry.profile_id.in_([k[0] for k in group]),
@@ -293,8 +386,7 @@ class Loaders:
                 where.append(TIMELINE_SORT.after(after))
             if kinds is not None:
                 where.append(TimelineEntry.kind.in_(kinds))
-            if hidden:
-                where.append(~or_(*(TimelineEntry.kind.startswith(p) for p in hidden)))
+            where += hiding
             entries = await self.ctx.scalars(
                 _ranked(TimelineEntry, TimelineEntry.profile_id, TIMELINE_SORT, where, limit)
             )

@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Generic, Literal, TypeVar
 
 import strawberry
-from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy import ColumnElement, and_, literal, or_, tuple_
 
 from plugin.api.errors import InvalidInput
 from plugin.api.fields import field as api_field
@@ -138,6 +138,7 @@ class SortKey:
     id_column: Any
     kind: ValueKind
     descending: bool = True
+    nullable: bool = True
 
     def order_by(self) -> list[Any]:
         if self.column is self.id_column:
@@ -162,3 +163,46 @@ class SortKey:
             and_(self.column == value, beyond(self.id_column, row_id)),
             self.column.is_(None),
         )
+
+    def parts(self, after: str | None) -> list[tuple[list[ColumnElement[bool]], list[Any]]]:
+        """(conditions, order) of the statements that read a page, run in turn until it is
+        full: each matches a plain `(tenant, column, id)` index scanned one way or the other.
+
+        A nullable column is read in two parts, the rows with a value then those without
+        (by id): "nulls last" in both directions without a NULLS LAST index, which SQLite
+        cannot declare. The keyset bound is a row comparison, an index condition.
+        """
+        ident = self.id_column.desc() if self.descending else self.id_column.asc()
+        if self.column is self.id_column:
+            if after is None:
+                return [([], [ident])]
+            return [([self._beyond(self.id_column, decode_cursor(after, self.kind)[1])], [ident])]
+        ordered = [self.column.desc() if self.descending else self.column.asc(), ident]
+        value, row_id = decode_cursor(after, self.kind) if after is not None else (None, 0)
+        if not self.nullable:
+            if after is None:
+                return [([], ordered)]
+            if value is None:
+                raise InvalidInput("Invalid cursor.", field="after")
+            return [([self._row_beyond(value, row_id)], ordered)]
+        parts: list[tuple[list[ColumnElement[bool]], list[Any]]] = []
+        nulls: list[ColumnElement[bool]] = [self.column.is_(None)]
+        if after is None or value is not None:
+            valued: list[ColumnElement[bool]] = [self.column.is_not(None)]
+            if after is not None:
+                valued.append(self._row_beyond(value, row_id))
+            parts.append((valued, ordered))
+        else:
+            nulls.append(self._beyond(self.id_column, row_id))
+        parts.append((nulls, [ident]))
+        return parts
+
+    def _beyond(self, column: Any, bound: Any) -> ColumnElement[bool]:
+        result: ColumnElement[bool] = column < bound if self.descending else column > bound
+        return result
+
+    def _row_beyond(self, value: Any, row_id: int) -> ColumnElement[bool]:
+        row = tuple_(self.column, self.id_column)
+        bound = tuple_(literal(value, self.column.type), literal(row_id, self.id_column.type))
+        result: ColumnElement[bool] = row < bound if self.descending else row > bound
+        return result

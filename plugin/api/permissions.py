@@ -19,6 +19,8 @@ class Permission(enum.StrEnum):
 CUSTOMERS = (Permission.MANAGE_USERS,)
 ORDERS = (Permission.MANAGE_ORDERS,)
 CHECKOUTS = (Permission.MANAGE_CHECKOUTS,)
+# Analytics reports (sales figures) and the ad costs behind ROI.
+ANALYTICS = (Permission.MANAGE_ORDERS,)
 # Configuration (segments, API tokens): staff who may manage customers *and* apps.
 CONFIGURATION = (Permission.MANAGE_USERS, Permission.MANAGE_APPS)
 

@@ -7,15 +7,22 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+)
 from strawberry.types import ExecutionContext
 
 from plugin.api.cost import MAX_COST, QueryCostLimiter
 from plugin.api.errors import ApiError
+from plugin.api.mutations.analytics import AnalyticsMutations
 from plugin.api.mutations.customers import CustomerMutations
 from plugin.api.mutations.privacy import PrivacyMutations
 from plugin.api.mutations.segments import SegmentMutations
 from plugin.api.mutations.tokens import TokenMutations
+from plugin.api.queries.analytics import AnalyticsQueries
 from plugin.api.queries.customers import CustomerQueries
 from plugin.api.queries.segments import SegmentQueries
 from plugin.api.queries.tokens import TokenQueries, ViewerQueries
@@ -25,15 +32,18 @@ logger = logging.getLogger(__name__)
 MAX_DEPTH = 12
 MAX_ALIASES = 30
 MAX_TOKENS = 5000
+PARSED_DOCUMENTS = 256
 
 
-@strawberry.type(description="Customers, segments and configuration of one shop.")
-class Query(CustomerQueries, SegmentQueries, TokenQueries, ViewerQueries):
+@strawberry.type(description="Customers, segments, analytics and configuration of one shop.")
+class Query(CustomerQueries, SegmentQueries, AnalyticsQueries, TokenQueries, ViewerQueries):
     pass
 
 
 @strawberry.type
-class Mutation(CustomerMutations, PrivacyMutations, SegmentMutations, TokenMutations):
+class Mutation(
+    CustomerMutations, PrivacyMutations, SegmentMutations, AnalyticsMutations, TokenMutations
+):
     pass
 
 
@@ -51,6 +61,8 @@ def build_schema() -> Schema:
         lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
         lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        # Parsed documents by text (and the token limit): clients repeat a few queries.
+        lambda: ParserCache(maxsize=PARSED_DOCUMENTS),
         # Last: it runs the validation the rules above added to, then prices the query.
         lambda: QueryCostLimiter(max_cost=MAX_COST),
     ]

@@ -34,8 +34,27 @@ class ConsentState(enum.StrEnum):
     DENIED = "denied"
 
 
+# The customer list's sort orders (plugin/api/queries/customers.py): one index each, read
+# forward or backward, so a page is an index range scan whatever the shop's size.
+PROFILE_SORT_COLUMNS = (
+    "id",
+    "last_order_at",
+    "first_order_at",
+    "total_spent",
+    "orders_count",
+    "score",
+    "email",
+)
+
+
 class Profile(TenantMixin, TimestampMixin, Base):
     __tablename__ = "profiles"
+    __table_args__ = tuple(
+        Index(f"ix_profiles_installation_id_{column}_id", "installation_id", column, "id")
+        if column != "id"
+        else Index("ix_profiles_installation_id_id", "installation_id", "id")
+        for column in PROFILE_SORT_COLUMNS
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     saleor_user_id: Mapped[str | None] = mapped_column(String(256), index=True)

@@ -19,6 +19,7 @@ from plugin.api.pagination import (
     DEFAULT_PAGE_SIZE,
     Connection,
     SortKey,
+    ValueKind,
     connection,
     encode_cursor,
     page_size,
@@ -67,21 +68,23 @@ class CustomerFilter:
     utm_source: str | None = None
 
 
-_SORTS: dict[CustomerSortField, tuple[Any, Any]] = {
-    CustomerSortField.CREATED: (Profile.id, "int"),
-    CustomerSortField.LAST_ORDER_AT: (Profile.last_order_at, "datetime"),
-    CustomerSortField.FIRST_ORDER_AT: (Profile.first_order_at, "datetime"),
-    CustomerSortField.TOTAL_SPENT: (Profile.total_spent, "decimal"),
-    CustomerSortField.ORDERS_COUNT: (Profile.orders_count, "int"),
-    CustomerSortField.SCORE: (Profile.score, "int"),
-    CustomerSortField.EMAIL: (Profile.email, "str"),
+# (column, cursor value kind, nullable); each has a `(installation_id, column, id)` index.
+_SORTS: dict[CustomerSortField, tuple[Any, ValueKind, bool]] = {
+    CustomerSortField.CREATED: (Profile.id, "int", False),
+    CustomerSortField.LAST_ORDER_AT: (Profile.last_order_at, "datetime", True),
+    CustomerSortField.FIRST_ORDER_AT: (Profile.first_order_at, "datetime", True),
+    CustomerSortField.TOTAL_SPENT: (Profile.total_spent, "decimal", False),
+    CustomerSortField.ORDERS_COUNT: (Profile.orders_count, "int", False),
+    CustomerSortField.SCORE: (Profile.score, "int", True),
+    CustomerSortField.EMAIL: (Profile.email, "str", True),
 }
 
 
 def sort_key(sort: CustomerSort | None) -> SortKey:
     sort = sort or CustomerSort(field=CustomerSortField.CREATED)
-    column, kind = _SORTS[sort.field]
-    return SortKey(column, Profile.id, kind, descending=sort.direction is SortDirection.DESC)
+    column, kind, nullable = _SORTS[sort.field]
+    descending = sort.direction is SortDirection.DESC
+    return SortKey(column, Profile.id, kind, descending=descending, nullable=nullable)
 
 
 def _aware(value: datetime, field: str) -> datetime:
@@ -213,10 +216,13 @@ class CustomerQueries:
             if segment_id is None:
                 segment_id = -1  # an unknown segment has no members
         where = conditions(viewer.installation_id, filter, search, segment_id)
-        page = select(Profile).where(*where)
-        if after is not None:
-            page = page.where(key.after(after))
-        profiles = await ctx.scalars(page.order_by(*key.order_by()).limit(limit + 1))
+        profiles: list[Profile] = []
+        for part, order in key.parts(after):  # rows with a value, then (nullable) without
+            wanted = limit + 1 - len(profiles)
+            if wanted <= 0:
+                break
+            page = select(Profile).where(*where, *part).order_by(*order).limit(wanted)
+            profiles += await ctx.scalars(page)
 
         async def count() -> int:
             return int(

@@ -25,6 +25,7 @@ from plugin.api.pagination import (
 from plugin.api.types.commerce import Checkout, Order
 from plugin.api.types.common import Money, Source
 from plugin.api.types.timeline import Note, TimelineItem
+from plugin.predictions.explain import explain as explain_prediction
 from plugin.profiles.models import ConsentState, Identity, IdentityKind, Profile
 from plugin.segments.evaluate import explain
 from plugin.segments.facts import PROFILE_COLUMNS, ProfileFacts
@@ -76,10 +77,29 @@ class Rfm:
 
 @strawberry.type
 class Prediction:
+    profile: strawberry.Private[Profile]
     p_alive: float | None = strawberry.field(description="Probability the customer is active.")
     predicted_orders_12m: float | None
     predicted_value_12m: Money | None
     predicted_next_order_at: datetime | None
+
+    @api_field(
+        "The prediction in plain words: the customer's own orders, the shop's model "
+        "(or the fallback, said so) and what the figures mean."
+    )
+    async def explanation(self, info: Info) -> str:
+        currency = self.profile.currency
+        model = await info.context.loaders.prediction_models.load(currency) if currency else None
+        return explain_prediction(self.profile, model, info.context.now)
+
+
+@strawberry.type(description="One part of the customer score.")
+class ScoreFactor:
+    name: str
+    meaning: str
+    value: float = strawberry.field(description="The customer's value of the factor, 0–1.")
+    weight: float = strawberry.field(description="Its share of the score, 0–1.")
+    points: float = strawberry.field(description="value × weight × 100: what it adds.")
 
 
 @strawberry.type
@@ -114,6 +134,8 @@ class CustomerSegment:
 @strawberry.type
 class Customer:
     profile: strawberry.Private[Profile]
+    # Plain values, no resolvers: a list page resolves ~15 fields for each of 100 rows.
+    id: strawberry.ID
     email: str | None
     phone: str | None
     first_name: str | None
@@ -140,6 +162,7 @@ class Customer:
         predicted = (p.p_alive, p.predicted_orders_12m, p.predicted_value_12m)
         return cls(
             profile=p,
+            id=strawberry.ID(to_global_id("Customer", p.id)),
             email=p.email,
             phone=p.phone,
             first_name=p.first_name,
@@ -165,6 +188,7 @@ class Customer:
             else None,
             score=p.score,
             prediction=Prediction(
+                profile=p,
                 p_alive=p.p_alive,
                 predicted_orders_12m=p.predicted_orders_12m,
                 predicted_value_12m=Money.of(p.predicted_value_12m, currency),
@@ -175,9 +199,15 @@ class Customer:
             created_at=p.created_at,
         )
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(to_global_id("Customer", self.profile.id))
+    @api_field("Why the score is what it is: each factor, its weight and its points.")
+    async def score_factors(self, info: Info) -> list[ScoreFactor]:
+        factors = await info.context.loaders.score_factors.load(self.profile.id)
+        return [
+            ScoreFactor(
+                name=f.name, meaning=f.meaning, value=f.value, weight=f.weight, points=f.points
+            )
+            for f in factors
+        ]
 
     @strawberry.field
     async def tags(self, info: Info) -> list[str]:
