@@ -308,7 +308,7 @@ async def measure_analytics(db_url: str, installation_id: int, figures: dict[str
     figures["analytics_rebuild_seconds"] = round(time.perf_counter() - started, 1)
     conn = await asyncpg.connect(db_url)
     try:
-        await conn.execute("ANALYZE analytics_funnel_daily, analytics_customer_months")
+        await conn.execute("ANALYZE analytics_funnel_hourly, analytics_customer_months")
     finally:
         await conn.close()
 

@@ -5,16 +5,22 @@ UTC month; cohorts are those starting in the period. Month k of a cohort is the 
 its customers with an active order in the k-th calendar month after it (k = 0 is the
 cohort month itself, so 100 %), observed up to `now`. Filters: the profile's channel and
 first-touch source.
+
+Once the installation's rollups are built (plugin/analytics/rollups.py), the active
+customers per month are read from `analytics_customer_months` instead of the orders.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from plugin.analytics import rollups
 from plugin.analytics.period import Period, share
 from plugin.analytics.sql import acquired, active_order, dialect_of, month_index
 from plugin.commerce.models import Order
@@ -76,8 +82,43 @@ async def cohort_retention(
     now: datetime | None = None,
 ) -> CohortRetention:
     now = now or utcnow()
-    dialect = dialect_of(session)
     sizes = await cohort_sizes(session, installation_id, period, channel=channel, source=source)
+    # The rollup knows each month's first and last order: exact unless the period starts
+    # in the month of `now`.
+    if month_of(period.start.astimezone(UTC)) != month_of(now.astimezone(UTC)) and (
+        await rollups.is_built(session, installation_id)
+    ):
+        rows: Sequence[Any] = await rollups.cohort_activity(
+            session, installation_id, period.start, period.end, now, channel, source
+        )
+    else:
+        rows = await _activity(session, installation_id, period, channel, source, now)
+    active: dict[tuple[int, int], int] = {(int(c), int(m)): int(n) for c, m, n in rows}
+    last = month_of(now)
+    cohorts = []
+    for cohort in sorted(sizes):
+        counts = tuple(active.get((cohort, m), 0) for m in range(cohort, max(cohort, last) + 1))
+        cohorts.append(
+            Cohort(
+                month_start(cohort),
+                sizes[cohort],
+                counts,
+                tuple(share(n, sizes[cohort]) or 0.0 for n in counts),
+            )
+        )
+    return CohortRetention(period, channel, source, tuple(cohorts))
+
+
+async def _activity(
+    session: AsyncSession,
+    installation_id: int,
+    period: Period,
+    channel: str | None,
+    source: str | None,
+    now: datetime,
+) -> Sequence[Any]:
+    """(cohort, month, customers) from the orders themselves."""
+    dialect = dialect_of(session)
     # One row per (cohort, month, customer) first, then counted: a hash aggregate that
     # PostgreSQL runs in parallel, instead of a sort-based count(DISTINCT) per group.
     ordered = (
@@ -102,17 +143,4 @@ async def cohort_retention(
             ordered.c.cohort, ordered.c.month
         )
     )
-    active: dict[tuple[int, int], int] = {(int(c), int(m)): int(n) for c, m, n in rows}
-    last = month_of(now)
-    cohorts = []
-    for cohort in sorted(sizes):
-        counts = tuple(active.get((cohort, m), 0) for m in range(cohort, max(cohort, last) + 1))
-        cohorts.append(
-            Cohort(
-                month_start(cohort),
-                sizes[cohort],
-                counts,
-                tuple(share(n, sizes[cohort]) or 0.0 for n in counts),
-            )
-        )
-    return CohortRetention(period, channel, source, tuple(cohorts))
+    return list(rows)

@@ -95,6 +95,8 @@ class Checkout(TenantMixin, TimestampMixin, SourceMixin, Base):
     __table_args__ = (
         UniqueConstraint("installation_id", "saleor_id"),
         Index("ix_checkouts_installation_id_started_at", "installation_id", "started_at"),
+        # The checkout of an order (the analytics rollups recompute its funnel hour).
+        Index("ix_checkouts_installation_id_order_saleor_id", "installation_id", "order_saleor_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

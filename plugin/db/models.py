@@ -1,6 +1,6 @@
 """Imports every model, so `Base.metadata` is complete for Alembic and tests."""
 
-from plugin.analytics.models import AdCost
+from plugin.analytics.models import AdCost, CustomerMonth, FunnelHour, RollupState
 from plugin.api.models import ApiToken
 from plugin.commerce.models import Checkout, CheckoutLine, Fulfillment, Order, OrderLine
 from plugin.db.base import Base
@@ -23,7 +23,9 @@ __all__ = [
     "Base",
     "Checkout",
     "CheckoutLine",
+    "CustomerMonth",
     "Fulfillment",
+    "FunnelHour",
     "Identity",
     "InboxEvent",
     "Note",
@@ -35,6 +37,7 @@ __all__ = [
     "ProfileTag",
     "ProfileTotal",
     "RfmBoundaries",
+    "RollupState",
     "Segment",
     "SegmentDailyCount",
     "SegmentMembership",

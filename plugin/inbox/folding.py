@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from plugin.analytics import rollups as analytics_rollups
 from plugin.commerce.checkouts import fold_checkout_event
 from plugin.commerce.fulfillments import fold_fulfillment_event
 from plugin.commerce.orders import fold_order_event
@@ -68,6 +69,8 @@ async def refresh_derived(
         await predict_profiles(session, installation_id, touched, now)
         await scoring.score_profiles(session, installation_id, touched)
         await reevaluate_profiles(session, installation_id, ids, now)
+    # Also without profiles: an anonymous checkout still counts in the funnel.
+    await analytics_rollups.refresh_profiles(session, installation_id, ids)
     return ids
 
 

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from plugin.analytics import rollups
 from plugin.context import AppContext
 from plugin.kit.after_commit import unit_of_work
 from plugin.saleor import installations
@@ -66,6 +67,9 @@ async def register(request: Request) -> Response:
                 saleor_version=request.headers.get("saleor-schema-version"),
             )
             await ensure_builtin_segments(session, installation.id)
+            if not await rollups.is_built(session, installation.id):
+                # a new shop has nothing to roll up yet: from here on folds keep them current
+                await rollups.rebuild_installation(session, installation.id)
     except Exception:
         logger.exception("register could not store the installation")
         return _error(503, "UNAVAILABLE", "The app could not store the installation; retry.")

@@ -3,8 +3,8 @@
 A `top_percent` rule is resolved into plain numbers before it is compiled or evaluated, so
 the whole-base query and the one-customer evaluator compare with the same values. The
 scheduled refresh recomputes them; a fold reuses the last ones for up to
-`THRESHOLD_TTL_SECONDS` (computing a percentile of a large base on every webhook would
-cost more than the whole fold).
+`THRESHOLD_TTL_SECONDS` when the base is large (computing a percentile of a large base on
+every webhook would cost more than the whole fold).
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ from plugin.segments.fields import FieldKind
 from plugin.segments.rules import AllOf, AnyOf, Not, Rule, TopPercent
 
 THRESHOLD_TTL_SECONDS = 120.0
+# Below this many buyers the look-up is cheap, and a small shop's threshold moves with
+# every order (its first buyer is its top 10 %): always computed afresh.
+CACHE_FROM_BUYERS = 1000
 _Key = tuple[int, str, float]
 _cache: dict[_Key, tuple[float, tuple[tuple[str, Decimal], ...]]] = {}
 
@@ -91,5 +94,6 @@ async def thresholds(
         if value is not None:
             found.append((currency, Decimal(value)))
     result = tuple(found)
-    _cache[key] = (time.monotonic(), result)
+    if sum(count for _, count in groups) >= CACHE_FROM_BUYERS:
+        _cache[key] = (time.monotonic(), result)
     return result
