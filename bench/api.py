@@ -36,6 +36,8 @@ from jwt.algorithms import RSAAlgorithm
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench import segments as segments_bench  # noqa: E402
+
 PG_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SALEOR_API_URL = "http://127.0.0.1:1/graphql/"
 APP_ID = "QXBwOjE="
@@ -125,27 +127,8 @@ SELECT $1, profile_id, placed_at, 'order_created', 'order', saleor_id,
     'Order #' || number || ' placed', 'order:' || saleor_id, now()
 FROM orders WHERE installation_id = $1;
 """
-AGGREGATES = """
-UPDATE profiles SET orders_count = a.n, paid_orders_count = a.n, total_spent = a.spent,
-    average_order_value = round(a.spent / a.n, 2), first_order_at = a.first,
-    last_order_at = a.last, cancelled_orders_count = a.cancelled
-FROM (SELECT profile_id, count(*) FILTER (WHERE status <> 'CANCELED') AS n,
-             coalesce(sum(total_charged - total_refunded) FILTER (WHERE status <> 'CANCELED'), 0)
-                 AS spent,
-             min(placed_at) FILTER (WHERE status <> 'CANCELED') AS first,
-             max(placed_at) FILTER (WHERE status <> 'CANCELED') AS last,
-             count(*) FILTER (WHERE status = 'CANCELED') AS cancelled
-      FROM orders WHERE installation_id = $1 GROUP BY profile_id) a
-WHERE profiles.id = a.profile_id AND a.n > 0;
-"""
-CHECKOUTS = """
-INSERT INTO checkouts (installation_id, saleor_id, profile_id, currency, total_gross,
-    subtotal_gross, lines_count, quantity, state, started_at, source_updated_at,
-    created_at, updated_at)
-SELECT $1, 'c' || id, id, 'USD', 50, 50, 2, 2, 'OPEN',
-    now() - random() * interval '3 days', now() - random() * interval '3 days', now(), now()
-FROM profiles WHERE installation_id = $1 AND id % 20 = 0;
-"""
+# The profiles' figures and open carts are made as for the segments bench.
+AGGREGATES, CHECKOUTS = segments_bench.AGGREGATES, segments_bench.CHECKOUTS
 
 
 def step(message: str) -> None:
