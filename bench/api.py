@@ -99,21 +99,7 @@ SELECT $1, id, 'EMAIL', email, CASE WHEN id % 3 = 0 THEN 'GRANTED' END,
     CASE WHEN id % 3 = 0 THEN now() END, CASE WHEN id % 3 = 0 THEN 'bench' END, now(), now()
 FROM profiles WHERE installation_id = $1;
 """
-ORDERS = """
-INSERT INTO orders (installation_id, saleor_id, profile_id, number, status, is_paid,
-    charge_status, currency, total_gross, total_net, total_tax, subtotal_gross, shipping_gross,
-    total_charged, total_refunded, voucher_code, placed_at, source_updated_at,
-    created_at, updated_at)
-SELECT $1, 'o' || g, p.first_id + floor($2 * power(random(), 1.6))::int, g::text,
-    CASE WHEN random() < 0.05 THEN 'CANCELED' ELSE 'FULFILLED' END, true, 'FULL', 'USD',
-    t.total, t.total, 0, t.total, 0, t.total,
-    CASE WHEN random() < 0.02 THEN 5 ELSE 0 END,
-    CASE WHEN random() < 0.1 THEN 'SALE' ELSE NULL END,
-    now() - (random() * 730) * interval '1 day', now(), now(), now()
-FROM generate_series(1, $3) AS g,
-     LATERAL (SELECT round((10 + random() * 290)::numeric, 2) AS total) t,
-     (SELECT min(id) AS first_id FROM profiles WHERE installation_id = $1) p;
-"""
+ORDERS = segments_bench.ORDERS
 LINES = """
 INSERT INTO order_lines (installation_id, order_id, saleor_id, product_name, quantity,
     quantity_fulfilled, unit_price_gross, total_price_gross, currency)
@@ -127,7 +113,7 @@ SELECT $1, profile_id, placed_at, 'order_created', 'order', saleor_id,
     'Order #' || number || ' placed', 'order:' || saleor_id, now()
 FROM orders WHERE installation_id = $1;
 """
-# The profiles' figures and open carts are made as for the segments bench.
+# Orders, the profiles' figures and open carts are made as for the segments bench.
 AGGREGATES, CHECKOUTS = segments_bench.AGGREGATES, segments_bench.CHECKOUTS
 
 

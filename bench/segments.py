@@ -87,10 +87,11 @@ SELECT $1, 'p' || g || '@example.com', 'USD',
 FROM generate_series(1, $2) AS g;
 """
 ORDERS = """
-INSERT INTO orders (installation_id, saleor_id, profile_id, status, is_paid, charge_status,
-    currency, total_gross, total_net, total_tax, subtotal_gross, shipping_gross, total_charged,
-    total_refunded, voucher_code, placed_at, source_updated_at, created_at, updated_at)
-SELECT $1, 'o' || g, p.first_id + floor($2 * power(random(), 1.6))::int,
+INSERT INTO orders (installation_id, saleor_id, profile_id, number, status, is_paid,
+    charge_status, currency, total_gross, total_net, total_tax, subtotal_gross, shipping_gross,
+    total_charged, total_refunded, voucher_code, placed_at, source_updated_at,
+    created_at, updated_at)
+SELECT $1, 'o' || g, p.first_id + floor($2 * power(random(), 1.6))::int, g::text,
     CASE WHEN random() < 0.05 THEN 'CANCELED' ELSE 'FULFILLED' END, true, 'FULL', 'USD',
     t.total, t.total, 0, t.total, 0, t.total,
     CASE WHEN random() < 0.02 THEN 5 ELSE 0 END,
