@@ -75,7 +75,7 @@ async def _drop_memberships(session: AsyncSession, loser: Profile) -> None:
         await session.execute(
             update(Segment)
             .where(Segment.id == segment_id)
-            .values(member_count=Segment.member_count - 1)
+            .values(member_count=Segment.member_count - 1, updated_at=Segment.updated_at)
             .execution_options(synchronize_session=False)
         )
 

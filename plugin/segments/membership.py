@@ -6,12 +6,10 @@ Only changes are written: a customer entering gets a membership row and a
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -37,15 +35,21 @@ from plugin.db.upsert import insert_ignore
 from plugin.profiles.models import Profile
 from plugin.scoring import service as scoring
 from plugin.segments.builtin import ensure_source_segments
+from plugin.segments.catalog import (
+    SegmentLike,
+    compiled_rule,
+    dependency_order,
+    segments_for_fold,
+    usable_rules,
+)
 from plugin.segments.evaluate import matches
-from plugin.segments.facts import load_facts
+from plugin.segments.facts import load_facts_by_id
 from plugin.segments.models import Segment, SegmentDailyCount, SegmentMembership
 from plugin.segments.rfm import refresh_rfm
 from plugin.segments.rules import (
     Rule,
     RuleError,
     changes_with_time,
-    parse_rule,
     segment_references,
 )
 from plugin.segments.sql import compile_rule, members_query
@@ -85,16 +89,6 @@ class Changes:
         return bool(self.entered or self.left)
 
 
-@lru_cache(maxsize=4096)
-def _parsed(rule_json: str) -> Rule:
-    return parse_rule(json.loads(rule_json))
-
-
-def compiled_rule(segment: Segment) -> Rule:
-    """The segment's rule, parsed once per distinct rule text (stored rules are valid)."""
-    return _parsed(json.dumps(segment.rule, sort_keys=True))
-
-
 async def _segments(
     session: AsyncSession, installation_id: int, *, fresh: bool = False
 ) -> list[tuple[Segment, Rule]]:
@@ -105,34 +99,10 @@ async def _segments(
             select(Segment).where(Segment.installation_id == installation_id).order_by(Segment.id)
         )
     )
-    rules: dict[str, Rule] = {}
-    for segment in segments:
-        try:
-            rules[segment.key] = compiled_rule(segment)
-        except RuleError as error:  # saved rules are validated; never let one stop the rest
-            logger.error("segment %s has an unusable rule: %s", segment.id, error)
-    segments = [s for s in segments if s.key in rules]
-    ordered: list[Segment] = []
-    placed: set[str] = set()
-    visiting: set[str] = set()
-    by_key = {s.key: s for s in segments}
-
-    def place(segment: Segment) -> None:
-        if segment.key in placed or segment.key in visiting:  # a cycle reads stored members
-            return
-        visiting.add(segment.key)
-        for key in sorted(segment_references(rules[segment.key])):
-            if key in by_key:
-                place(by_key[key])
-        visiting.discard(segment.key)
-        placed.add(segment.key)
-        ordered.append(segment)
-
-    for segment in segments:
-        place(segment)
+    rules = usable_rules(segments)
     return [
         (segment, await resolve(session, installation_id, rules[segment.key], fresh=fresh))
-        for segment in ordered
+        for segment in dependency_order(segments, rules)
     ]
 
 
@@ -167,7 +137,7 @@ async def check_references(
 
 
 async def _note(
-    session: AsyncSession, segment: Segment, profile_id: int, entered: bool, now: datetime
+    session: AsyncSession, segment: SegmentLike, profile_id: int, entered: bool, now: datetime
 ) -> None:
     verb = "entered" if entered else "left"
     await record(
@@ -189,15 +159,14 @@ async def reevaluate_profiles(
 ) -> dict[str, Changes]:
     """Re-check every segment for these customers (called by the fold, inside its
     transaction, so membership is current when the webhook's changes commit)."""
-    segments = await _segments(session, installation_id)
+    segments = await segments_for_fold(session, installation_id)
     changes: dict[str, Changes] = {}
     if not segments:
         return changes
     for profile_id in dict.fromkeys(profile_ids):
-        profile = await session.get(Profile, profile_id)
-        if profile is None:
+        facts = await load_facts_by_id(session, profile_id)  # holds the current memberships
+        if facts is None:
             continue
-        facts = await load_facts(session, profile)  # holds the current memberships
         for segment, rule in segments:
             inside = matches(rule, facts, now)
             if inside == (segment.key in facts.segments):
@@ -211,7 +180,7 @@ async def reevaluate_profiles(
 
 
 async def _apply(
-    session: AsyncSession, segment: Segment, profile_id: int, inside: bool, now: datetime
+    session: AsyncSession, segment: SegmentLike, profile_id: int, inside: bool, now: datetime
 ) -> None:
     if inside:
         added = await insert_ignore(
@@ -241,7 +210,8 @@ async def _apply(
     await session.execute(
         update(Segment)
         .where(Segment.id == segment.id)
-        .values(member_count=Segment.member_count + delta)
+        # updated_at stays: it stamps the rules the folds cache (catalog.py)
+        .values(member_count=Segment.member_count + delta, updated_at=Segment.updated_at)
         .execution_options(synchronize_session=False)
     )
     await _note(session, segment, profile_id, inside, now)
