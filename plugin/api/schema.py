@@ -21,10 +21,12 @@ from plugin.api.mutations.analytics import AnalyticsMutations
 from plugin.api.mutations.customers import CustomerMutations
 from plugin.api.mutations.privacy import PrivacyMutations
 from plugin.api.mutations.segments import SegmentMutations
+from plugin.api.mutations.settings import SettingsMutations
 from plugin.api.mutations.tokens import TokenMutations
 from plugin.api.queries.analytics import AnalyticsQueries
 from plugin.api.queries.customers import CustomerQueries
 from plugin.api.queries.segments import SegmentQueries
+from plugin.api.queries.settings import SettingsQueries
 from plugin.api.queries.tokens import TokenQueries, ViewerQueries
 
 logger = logging.getLogger(__name__)
@@ -36,13 +38,25 @@ PARSED_DOCUMENTS = 256
 
 
 @strawberry.type(description="Customers, segments, analytics and configuration of one shop.")
-class Query(CustomerQueries, SegmentQueries, AnalyticsQueries, TokenQueries, ViewerQueries):
+class Query(
+    CustomerQueries,
+    SegmentQueries,
+    SettingsQueries,
+    AnalyticsQueries,
+    TokenQueries,
+    ViewerQueries,
+):
     pass
 
 
 @strawberry.type
 class Mutation(
-    CustomerMutations, PrivacyMutations, SegmentMutations, AnalyticsMutations, TokenMutations
+    CustomerMutations,
+    PrivacyMutations,
+    SegmentMutations,
+    SettingsMutations,
+    AnalyticsMutations,
+    TokenMutations,
 ):
     pass
 
