@@ -87,9 +87,11 @@ class ApiContext:
         async with self._lock:
             return await self.session.scalar(statement)
 
-    async def rows(self, statement: Any) -> list[tuple[Any, ...]]:
+    async def rows(
+        self, statement: Any, params: Mapping[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
         async with self._lock:
-            return [tuple(row) for row in await self.session.execute(statement)]
+            return [tuple(row) for row in await self.session.execute(statement, params)]
 
     async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """Domain code that takes a session (e.g. resolving segment thresholds), in turn."""
