@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 
 from plugin.commerce.models import Checkout, CheckoutState, Order, OrderLine
 from plugin.db.engine import Database
@@ -24,6 +25,7 @@ from plugin.profiles.models import (
 from plugin.segments.evaluate import explain, matches
 from plugin.segments.facts import OrderFacts, ProfileFacts, load_facts
 from plugin.segments.fields import FIELDS, OPERATORS, FieldKind
+from plugin.segments.membership import refresh_together
 from plugin.segments.models import Segment, SegmentMembership
 from plugin.segments.rules import RuleError, parse_rule
 from plugin.segments.sql import members_query
@@ -402,6 +404,7 @@ async def test_sql_and_evaluator_agree(
     db: Database, people: list[dict[str, Any]], raw_rules: list[Any]
 ) -> None:
     installation_id, ids = await _population(db, people)
+    expected: list[set[int]] = []
     async with db.session() as session:
         profiles = [await session.get(Profile, i) for i in ids]
         facts = {p.id: await load_facts(session, p) for p in profiles if p is not None}
@@ -416,3 +419,39 @@ async def test_sql_and_evaluator_agree(
                 raw,
                 explain(rule, facts[next(iter(in_sql ^ in_python))], NOW),
             )
+            expected.append(in_python)
+
+    # The scheduled refresh evaluates all the rules together (on PostgreSQL in one pass,
+    # order conditions from one GROUP BY) and writes only the difference: start every
+    # segment with wrong members (every other customer) and it must end exactly right.
+    async with unit_of_work(db) as session:
+        created = []
+        for n, raw in enumerate(raw_rules):
+            segment = Segment(
+                installation_id=installation_id, key=f"prop-{n}", name=f"Prop {n}", rule=raw
+            )
+            session.add(segment)
+            await session.flush()
+            for profile_id in ids[::2]:
+                session.add(
+                    SegmentMembership(
+                        installation_id=installation_id,
+                        segment_id=segment.id,
+                        profile_id=profile_id,
+                        since=NOW,
+                    )
+                )
+            rule = await resolve(session, installation_id, parse_rule(raw), fresh=True)
+            created.append((segment, rule))
+        await session.flush()
+        await refresh_together(session, created, NOW, dialect=db.dialect)
+    async with db.session() as session:
+        for (segment, _), wanted, raw in zip(created, expected, raw_rules, strict=True):
+            members = set(
+                await session.scalars(
+                    select(SegmentMembership.profile_id).where(
+                        SegmentMembership.segment_id == segment.id
+                    )
+                )
+            )
+            assert members == wanted, raw

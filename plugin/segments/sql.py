@@ -19,6 +19,7 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    literal_column,
     not_,
     or_,
     select,
@@ -46,13 +47,59 @@ from plugin.segments.rules import (
 )
 
 
+class OrderCounts:
+    """Order conditions of many rules answered by one pass over the orders.
+
+    Compiled alone, each `ordered` condition is its own sub-query over the orders; a
+    refresh of thirty segments would scan them once per condition. Given this collector,
+    each condition becomes a `count(*) FILTER (WHERE …)` column of one `GROUP BY
+    profile_id` (`subquery()`), which the caller LEFT JOINs to the profiles as
+    `order_counts`. Conditions on line items keep their own sub-query."""
+
+    NAME = "order_counts"
+
+    def __init__(self, installation_id: int) -> None:
+        self.installation_id = installation_id
+        self._columns: list[Any] = []  # count(*) FILTER (WHERE …) AS nK
+
+    def __bool__(self) -> bool:
+        return bool(self._columns)
+
+    def count_of(self, filters: list[ColumnElement[bool]]) -> Any:
+        """How many of the customer's placed orders pass `filters` (0 if none)."""
+        label = f"n{len(self._columns)}"
+        condition = and_(*filters) if filters else true()
+        self._columns.append(func.count().filter(condition).label(label))
+        return func.coalesce(literal_column(f"{self.NAME}.{label}", Integer), 0)
+
+    def subquery(self) -> Any:
+        return (
+            select(Order.profile_id.label("profile_id"), *self._columns)
+            .where(*_placed_orders(self.installation_id))
+            .group_by(Order.profile_id)
+            .subquery(self.NAME)
+        )
+
+
 def compile_rule(
-    rule: Rule, *, now: datetime, dialect: str, installation_id: int
+    rule: Rule,
+    *,
+    now: datetime,
+    dialect: str,
+    installation_id: int,
+    order_counts: OrderCounts | None = None,
 ) -> ColumnElement[bool]:
-    """A boolean SQL expression over `Profile`; never NULL."""
+    """A boolean SQL expression over `Profile`; never NULL. With `order_counts`, order
+    conditions read its columns (the caller joins its sub-query)."""
 
     def again(inner: Rule) -> ColumnElement[bool]:
-        return compile_rule(inner, now=now, dialect=dialect, installation_id=installation_id)
+        return compile_rule(
+            inner,
+            now=now,
+            dialect=dialect,
+            installation_id=installation_id,
+            order_counts=order_counts,
+        )
 
     if isinstance(rule, AllOf):
         return and_(*(again(r) for r in rule.rules))
@@ -67,7 +114,7 @@ def compile_rule(
             return _consent(rule, installation_id)
         return _two_valued(_condition(rule, now, dialect))
     if isinstance(rule, Ordered):
-        return _ordered(rule, now, installation_id)
+        return _ordered(rule, now, installation_id, order_counts)
     if isinstance(rule, InSegment):
         return _in_segment(rule, installation_id)
     if isinstance(rule, TopPercent):
@@ -200,12 +247,18 @@ def _condition(rule: Condition, now: datetime, dialect: str) -> Any:
     }[op]
 
 
-def _ordered(rule: Ordered, now: datetime, installation_id: int) -> ColumnElement[bool]:
-    filters: list[ColumnElement[bool]] = [
+def _placed_orders(installation_id: int) -> list[ColumnElement[bool]]:
+    return [
         Order.installation_id == installation_id,
         Order.profile_id.is_not(None),
         Order.status.not_in(NOT_PLACED),
     ]
+
+
+def _ordered(
+    rule: Ordered, now: datetime, installation_id: int, order_counts: OrderCounts | None = None
+) -> ColumnElement[bool]:
+    filters: list[ColumnElement[bool]] = []
     if rule.status == "active":
         filters.append(Order.status != "CANCELED")
     elif rule.status == "cancelled":
@@ -221,6 +274,14 @@ def _ordered(rule: Ordered, now: datetime, installation_id: int) -> ColumnElemen
     if rule.with_voucher is not None:
         has_voucher = and_(Order.voucher_code.is_not(None), Order.voucher_code != "")
         filters.append(has_voucher if rule.with_voucher else not_(has_voucher))
+    if order_counts is not None and rule.category is None and rule.product is None:
+        count = order_counts.count_of(filters)
+        if rule.at_least > 0:
+            held: ColumnElement[bool] = count >= rule.at_least
+            if rule.at_most is not None:
+                held = and_(held, count <= rule.at_most)
+            return held
+        return true() if rule.at_most is None else count <= rule.at_most
     if rule.category is not None:
         filters.append(
             exists().where(
@@ -245,7 +306,11 @@ def _ordered(rule: Ordered, now: datetime, installation_id: int) -> ColumnElemen
         )
     # One pass over the matching orders, grouped per customer, then a semi-join: far
     # cheaper than counting each customer's orders one by one.
-    counted = select(Order.profile_id).where(*filters).group_by(Order.profile_id)
+    counted = (
+        select(Order.profile_id)
+        .where(*_placed_orders(installation_id), *filters)
+        .group_by(Order.profile_id)
+    )
     if rule.at_least > 0:
         having = func.count(Order.id) >= rule.at_least
         if rule.at_most is not None:
