@@ -132,9 +132,12 @@ async def _computed_boundaries(
             buyers,
             quantiles=False,
         )
-    last_orders = await _quantiles(session, Profile.last_order_at, buyers_filter, buyers)
-    orders = await _quantiles(session, Profile.orders_count, buyers_filter, buyers)
-    spent = await _quantiles(session, Profile.total_spent, buyers_filter, buyers)
+    last_orders, orders, spent = await _quantiles(
+        session,
+        (Profile.last_order_at, Profile.orders_count, Profile.total_spent),
+        buyers_filter,
+        buyers,
+    )
     return Boundaries(
         tuple(_days(now, ts) for ts in last_orders),  # oldest last order first: worst first
         tuple(float(v) for v in orders),
@@ -145,24 +148,37 @@ async def _computed_boundaries(
 
 
 async def _quantiles(
-    session: AsyncSession, column: Any, where: tuple[Any, ...], buyers: int
-) -> list[Any]:
-    """The value at position ceil(q·n) of the ascending order, for each quantile q
-    (PostgreSQL's percentile_disc; elsewhere one indexed look-up per quantile)."""
+    session: AsyncSession, columns: tuple[Any, ...], where: tuple[Any, ...], buyers: int
+) -> list[list[Any]]:
+    """For each column, the value at position ceil(q·n) of the ascending order, for each
+    quantile q (PostgreSQL: one scan, `percentile_disc` per column; elsewhere one indexed
+    look-up per quantile)."""
     if session.get_bind().dialect.name == "postgresql":
-        quantiles = func.percentile_disc(postgresql.array(QUANTILES)).within_group(column)
-        values = await session.scalar(
-            select(type_coerce(quantiles, postgresql.ARRAY(column.type))).where(*where)
-        )
-        return list(values or [])
-    found = []
-    for q in QUANTILES:
-        offset = max(0, math.ceil(q * buyers) - 1)
-        found.append(
-            await session.scalar(
-                select(column).where(*where).order_by(column).offset(offset).limit(1)
+        row = (
+            await session.execute(
+                select(
+                    *(
+                        type_coerce(
+                            func.percentile_disc(postgresql.array(QUANTILES)).within_group(column),
+                            postgresql.ARRAY(column.type),
+                        )
+                        for column in columns
+                    )
+                ).where(*where)
             )
-        )
+        ).one()
+        return [list(values or []) for values in row]
+    found: list[list[Any]] = []
+    for column in columns:
+        values = []
+        for q in QUANTILES:
+            offset = max(0, math.ceil(q * buyers) - 1)
+            values.append(
+                await session.scalar(
+                    select(column).where(*where).order_by(column).offset(offset).limit(1)
+                )
+            )
+        found.append(values)
     return found
 
 
@@ -279,24 +295,6 @@ async def refresh_rfm(session: AsyncSession, installation_id: int, now: datetime
         .execution_options(synchronize_session=False)
     )
     changed += _rowcount(cleared)
-    cells = case(
-        *(
-            (Profile.rfm_recency * 10 + Profile.rfm_frequency == r * 10 + f, cell_name(r, f))
-            for r in range(1, 6)
-            for f in range(1, 6)
-        ),
-        else_=None,
-    )
-    await session.execute(
-        update(Profile)
-        .where(
-            Profile.installation_id == installation_id,
-            Profile.rfm_recency.is_not(None),
-            Profile.rfm_cell.is_distinct_from(cells),
-        )
-        .values(rfm_cell=cells)
-        .execution_options(synchronize_session=False)
-    )
     session.expire_all()  # the ORM objects in this session no longer show the scores
     return changed
 
@@ -323,6 +321,11 @@ async def _rescore(
     monetary = beats(
         [Profile.total_spent > literal(m, Profile.total_spent.type) for m in boundaries.monetary]
     )
+    cell = case(
+        {r * 10 + f: cell_name(r, f) for r in range(1, 6) for f in range(1, 6)},
+        value=recency * 10 + frequency,
+        else_=None,
+    )
     result = await session.execute(
         update(Profile)
         .where(
@@ -334,9 +337,10 @@ async def _rescore(
                 Profile.rfm_recency.is_distinct_from(recency),
                 Profile.rfm_frequency.is_distinct_from(frequency),
                 Profile.rfm_monetary.is_distinct_from(monetary),
+                Profile.rfm_cell.is_distinct_from(cell),
             ),
         )
-        .values(rfm_recency=recency, rfm_frequency=frequency, rfm_monetary=monetary)
+        .values(rfm_recency=recency, rfm_frequency=frequency, rfm_monetary=monetary, rfm_cell=cell)
         .execution_options(synchronize_session=False)
     )
     return _rowcount(result)
