@@ -26,7 +26,12 @@ from plugin.profiles.models import Identity, Profile, ProfileTag
 from plugin.scoring.formula import factor_expressions
 from plugin.scoring.service import Factor, shop_inputs
 from plugin.scoring.weights import FACTORS
-from plugin.segments.facts import CheckoutFacts, LineFacts, OrderFacts
+from plugin.segments.facts import (
+    ORDER_WITH_LINES,
+    CheckoutFacts,
+    OrderFacts,
+    orders_from_rows,
+)
 from plugin.segments.models import Segment, SegmentDailyCount, SegmentMembership
 from plugin.segments.rules import Rule, parse_rule
 from plugin.segments.thresholds import resolve
@@ -89,23 +94,7 @@ def _first_pages(
 
 # The facts behind `why`, for a batch of customers: (profile, order, …, line …) rows.
 _FACT_ORDERS = (
-    select(
-        Order.profile_id,
-        Order.id,
-        Order.status,
-        Order.placed_at,
-        Order.is_paid,
-        Order.charge_status,
-        Order.total_refunded,
-        Order.voucher_code,
-        OrderLine.id,
-        OrderLine.product_id,
-        OrderLine.product_name,
-        OrderLine.sku,
-        OrderLine.category_id,
-        OrderLine.category_name,
-        OrderLine.category_slug,
-    )
+    select(Order.profile_id, *ORDER_WITH_LINES)
     .outerjoin(OrderLine, OrderLine.order_id == Order.id)
     .where(
         Order.installation_id == bindparam("tenant"),
@@ -194,19 +183,8 @@ class Loaders:
         (the batched form of `plugin.segments.facts.load_facts`): two statements of plain
         columns, built once, for any number of customers."""
         params = {"tenant": self.installation_id, "parents": keys}
-        heads: dict[int, Any] = {}
-        lines: dict[int, list[LineFacts]] = defaultdict(list)
-        for row in await self.ctx.rows(_FACT_ORDERS, params):
-            heads.setdefault(row[1], row)
-            if row[8] is not None:
-                lines[row[1]].append(LineFacts(row[9], row[10], row[11], row[12], row[13], row[14]))
-        order_facts = _by_parent(
-            keys,
-            [
-                (h[0], OrderFacts(h[2], h[3], h[4], h[5], h[6], h[7], tuple(lines[order_id])))
-                for order_id, h in heads.items()
-            ],
-        )
+        orders = orders_from_rows(await self.ctx.rows(_FACT_ORDERS, params), start=1)
+        order_facts = _by_parent(keys, [(head[0], facts) for head, facts in orders])
         checkout_facts = _by_parent(
             keys,
             [

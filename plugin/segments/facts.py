@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -71,23 +72,26 @@ PROFILE_COLUMNS = tuple(c.key for c in Profile.__table__.columns)
 # Built once: a statement object keeps its cache key, so each fold skips rebuilding
 # and re-hashing the three queries and goes straight to the compiled SQL.
 _PROFILE: BindParameter[int] = bindparam("profile_id")
+# An order and one of its lines per row (the line's columns NULL for an order without
+# lines); `orders_from_rows` turns such rows into OrderFacts.
+ORDER_WITH_LINES: tuple[Any, ...] = (
+    Order.id,
+    Order.status,
+    Order.placed_at,
+    Order.is_paid,
+    Order.charge_status,
+    Order.total_refunded,
+    Order.voucher_code,
+    OrderLine.id,
+    OrderLine.product_id,
+    OrderLine.product_name,
+    OrderLine.sku,
+    OrderLine.category_id,
+    OrderLine.category_name,
+    OrderLine.category_slug,
+)
 _ORDERS = (
-    select(
-        Order.id,
-        Order.status,
-        Order.placed_at,
-        Order.is_paid,
-        Order.charge_status,
-        Order.total_refunded,
-        Order.voucher_code,
-        OrderLine.id,
-        OrderLine.product_id,
-        OrderLine.product_name,
-        OrderLine.sku,
-        OrderLine.category_id,
-        OrderLine.category_name,
-        OrderLine.category_slug,
-    )
+    select(*ORDER_WITH_LINES)
     .outerjoin(OrderLine, OrderLine.order_id == Order.id)
     .where(Order.profile_id == _PROFILE)
     .order_by(Order.id)
@@ -132,21 +136,45 @@ async def load_facts_by_id(session: AsyncSession, profile_id: int) -> ProfileFac
     return await _facts(connection, profile_id, dict(row._mapping))
 
 
+def orders_from_rows(
+    rows: Iterable[Sequence[Any]], start: int = 0
+) -> list[tuple[Sequence[Any], OrderFacts]]:
+    """Rows holding ORDER_WITH_LINES from column `start`, grouped into one OrderFacts per
+    order, each with the order's first row (for whatever columns precede `start`)."""
+    heads: dict[int, Sequence[Any]] = {}
+    lines: dict[int, list[LineFacts]] = {}
+    for row in rows:
+        order_id = row[start]
+        heads.setdefault(order_id, row)
+        if row[start + 7] is not None:
+            at = start + 8
+            lines.setdefault(order_id, []).append(
+                LineFacts(row[at], row[at + 1], row[at + 2], row[at + 3], row[at + 4], row[at + 5])
+            )
+    return [
+        (
+            head,
+            OrderFacts(
+                head[start + 1],
+                head[start + 2],
+                head[start + 3],
+                head[start + 4],
+                head[start + 5],
+                head[start + 6],
+                tuple(lines.get(order_id, ())),
+            ),
+        )
+        for order_id, head in heads.items()
+    ]
+
+
 async def _facts(
     connection: AsyncConnection, profile_id: int, attributes: dict[str, Any]
 ) -> ProfileFacts:
     # Core execution on the session's connection: these are column reads, the ORM's
     # result processing would only add time.
     params = {"profile_id": profile_id}
-    order_rows = await connection.execute(_ORDERS, params)
-    heads: dict[int, Any] = {}
-    lines: dict[int, list[LineFacts]] = {}
-    for row in order_rows:
-        heads.setdefault(row[0], row)
-        if row[7] is not None:
-            lines.setdefault(row[0], []).append(
-                LineFacts(row[8], row[9], row[10], row[11], row[12], row[13])
-            )
+    orders = orders_from_rows(await connection.execute(_ORDERS, params))
     checkouts = await connection.execute(_CHECKOUTS, params)
     labels = await connection.execute(_LABELS, params)
     found: dict[str, set[str]] = {"tag": set(), "consent": set(), "segment": set()}
@@ -154,10 +182,7 @@ async def _facts(
         found[kind].add(IdentityKind[value].value if kind == "consent" else value)
     return ProfileFacts(
         attributes=attributes,
-        orders=tuple(
-            OrderFacts(h[1], h[2], h[3], h[4], h[5], h[6], tuple(lines.get(order_id, ())))
-            for order_id, h in heads.items()
-        ),
+        orders=tuple(facts for _, facts in orders),
         checkouts=tuple(
             CheckoutFacts(state, count, changed) for state, count, changed in checkouts
         ),
