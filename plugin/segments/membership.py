@@ -29,7 +29,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plugin.db.upsert import insert_ignore
@@ -288,7 +288,7 @@ async def refresh_segment(
         or 0
     )
     segment.refreshed_at = now
-    await _count_today(session, segment, now)
+    await _count_today(session, [segment], now)
     await session.flush()
     return changes
 
@@ -317,24 +317,28 @@ async def _note_many(
         await session.execute(insert(TimelineEntry), rows)
 
 
-async def _count_today(session: AsyncSession, segment: Segment, now: datetime) -> None:
-    day = now.date()
-    row = await session.scalar(
-        select(SegmentDailyCount).where(
-            SegmentDailyCount.segment_id == segment.id, SegmentDailyCount.day == day
+async def _count_today(session: AsyncSession, segments: list[Segment], now: datetime) -> None:
+    """Today's member count of each segment (the daily history), one upsert for all."""
+    if not segments:
+        return
+    dialect = session.get_bind().dialect.name
+    insert_into = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert_into(SegmentDailyCount).values(
+        [
+            {
+                "installation_id": segment.installation_id,
+                "segment_id": segment.id,
+                "day": now.date(),
+                "members": segment.member_count,
+            }
+            for segment in segments
+        ]
+    )
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["segment_id", "day"], set_={"members": statement.excluded.members}
         )
     )
-    if row is None:
-        session.add(
-            SegmentDailyCount(
-                installation_id=segment.installation_id,
-                segment_id=segment.id,
-                day=day,
-                members=segment.member_count,
-            )
-        )
-    else:
-        row.members = segment.member_count
 
 
 async def refresh_together(
@@ -368,8 +372,8 @@ async def refresh_together(
             await _note_many(session, segment, change, now)
         segment.member_count = int(counts.get(segment.id, 0))
         segment.refreshed_at = now
-        await _count_today(session, segment, now)
         out[segment.key] = change
+    await _count_today(session, [segment for segment, _ in items], now)
     await session.flush()
     return out
 
