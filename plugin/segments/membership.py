@@ -18,6 +18,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     all_,
+    any_,
     case,
     delete,
     func,
@@ -488,6 +489,8 @@ async def _diff_in_one_statement(
         select(
             SegmentMembership.profile_id,
             func.array_agg(SegmentMembership.segment_id, type_=id_array).label("ids"),
+            # the membership rows' ids, in the same order: leavers are deleted by them
+            func.array_agg(SegmentMembership.id, type_=id_array).label("row_ids"),
         )
         .where(SegmentMembership.segment_id.in_(ids))
         .group_by(SegmentMembership.profile_id)
@@ -500,26 +503,24 @@ async def _diff_in_one_statement(
             func.coalesce(wanted.c.profile_id, held.c.profile_id).label("profile_id"),
             wants.label("wanted"),
             holds.label("held"),
+            held.c.row_ids,
         )
         .select_from(wanted.join(held, held.c.profile_id == wanted.c.profile_id, full=True))
         .where(~(wants.contains(holds) & holds.contains(wants)))  # not the same set
         .cte("diff")
         .prefix_with("MATERIALIZED")
     )
-    # Pairs to delete come from the few differing customers' arrays, so the memberships
-    # are probed by their unique (segment, customer) index instead of sorted whole.
+    # Leavers come from the few differing customers' arrays and are deleted by primary
+    # key (`id = ANY(ARRAY(…))`: index look-ups whatever the planner guesses of their number).
     leaving = select(
-        diff.c.profile_id,
         diff.c.wanted,
         func.unnest(diff.c.held).label("segment_id"),
+        func.unnest(diff.c.row_ids).label("row_id"),
     ).subquery("leaving")
+    leaver_rows = select(leaving.c.row_id).where(leaving.c.segment_id != all_(leaving.c.wanted))
     gone = (
         delete(SegmentMembership)
-        .where(
-            SegmentMembership.segment_id == leaving.c.segment_id,
-            SegmentMembership.profile_id == leaving.c.profile_id,
-            leaving.c.segment_id != all_(leaving.c.wanted),
-        )
+        .where(SegmentMembership.id == any_(func.array(leaver_rows.scalar_subquery())))
         .returning(SegmentMembership.segment_id, SegmentMembership.profile_id)
         .cte("gone")
     )
