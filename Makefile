@@ -7,8 +7,9 @@ PORT ?= 8000
 HOST ?= 0.0.0.0
 TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help venv run migrate worker test test-sqlite test-postgres lint bench clean
+.PHONY: help venv chromium run migrate worker test test-sqlite test-postgres lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -21,6 +22,16 @@ $(BIN)/.installed: pyproject.toml
 
 venv: $(BIN)/.installed ## create .venv and install the app with its dev tools
 
+chromium: ## install Debian's Chromium for the browser tests when it is missing (as root)
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's chromium for the dashboard browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "Chromium is missing: run 'sudo apt-get install -y chromium' (browser tests)" >&2; exit 1; \
+	  fi; \
+	fi
+
 migrate: venv ## apply database migrations (DATABASE_URL, default SQLite in var/)
 	$(BIN)/python -m plugin.cli migrate
 
@@ -29,16 +40,16 @@ run: migrate ## set up and serve the app on $(HOST):$(PORT) (jobs in-process wit
 	PORT=$(PORT) $(BIN)/uvicorn plugin.app:app --host $(HOST) --port $(PORT) --proxy-headers
 
 worker: migrate ## run a Dramatiq worker (needs REDIS_URL)
-	$(BIN)/dramatiq jobs.worker --processes 1 --threads 4
+	$(BIN)/python -m plugin.cli worker --processes 1 --threads 4
 
 test: venv ## set up and run every test on SQLite, then on PostgreSQL with Redis
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
 
-test-sqlite: venv ## tests on SQLite, jobs in-process
+test-sqlite: venv chromium ## tests on SQLite, jobs in-process
 	env -u DATABASE_URL -u REDIS_URL CRM_TEST_DB=sqlite $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-postgres: venv ## tests on PostgreSQL with real Redis
+test-postgres: venv chromium ## tests on PostgreSQL with real Redis
 	env -u DATABASE_URL -u REDIS_URL CRM_TEST_DB=postgresql TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) \
 		TEST_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -134,3 +134,7 @@ async def _refit_one(
         )
         if has_buyers is not None:
             await refit_installation(session, installation_id, now)
+
+
+# Actors of other modules, declared wherever this module is imported (worker, web app).
+from jobs import importer, lifecycle, messaging, tracking  # noqa: E402, F401

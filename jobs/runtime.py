@@ -38,6 +38,12 @@ def make_broker(settings: Settings) -> dramatiq.Broker:
                 "segments.refresh": settings.segments_refresh_seconds,
                 # ticks often; each shop is refitted once its model is older than the interval
                 "predictions.refit": min(600.0, settings.predictions_refit_seconds),
+                # flows read the timeline, due steps and messages are handed out
+                "messaging.tick": settings.messaging_tick_seconds,
+                # purge of uninstalled shops, retention of raw payloads and message bodies
+                "lifecycle.retention": settings.retention_interval_seconds,
+                # due courier polls, stalled-parcel alerts, unapplied carrier pushes
+                "tracking.tick": settings.tracking_tick_seconds,
             }
         )
     )

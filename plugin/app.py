@@ -17,10 +17,12 @@ from dashboard_extension import routes as dashboard_routes
 from plugin import __version__
 from plugin.api import routes as api_routes
 from plugin.context import AppContext
+from plugin.messaging import routes as messaging_routes
 from plugin.ops import routes as ops_routes
 from plugin.ops.logging import configure as configure_logging
 from plugin.saleor import routes as saleor_routes
 from plugin.settings import Settings
+from plugin.tracking import routes as tracking_routes
 from webhooks import routes as webhook_routes
 
 logger = logging.getLogger(__name__)
@@ -65,6 +67,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             *webhook_routes.routes(),
             *ops_routes.routes(),
             *api_routes.routes(),
+            *tracking_routes.routes(),
+            *messaging_routes.routes(),
             *dashboard_routes.routes(),
             Mount("/static", app=dashboard_routes.static_files(), name="static"),
         ],

@@ -56,6 +56,35 @@ class Settings(BaseSettings):
     database_pool_size: int = 16
     # How long a web process trusts what it read about an installation (0: never cache).
     installation_cache_seconds: float = 5.0
+    # Parcel tracking: how often the scheduler looks for due polls, how many it takes per
+    # tick, and after how many days without movement staff are alerted.
+    tracking_tick_seconds: float = 30.0
+    tracking_poll_batch: int = 2000
+    tracking_stalled_days: float = 5.0
+    # Triggered mailings (plugin.messaging): how often the scheduler tick runs, how far
+    # behind "now" the flows read the timeline (a transaction may commit an older id late),
+    # the default sender, and how often a send is tried before it counts as failed.
+    messaging_tick_seconds: float = 2.0
+    messaging_timeline_lag_seconds: float = 30.0
+    messaging_sender_email: str = "shop@localhost"
+    messaging_send_max_attempts: int = 6
+    # Origins of Saleor dashboards served apart from their API, allowed to frame the
+    # dashboard pages: `https://dash.example.com` (any shop) or
+    # `https://api.example.com/graphql/=https://dash.example.com` (one shop), comma-separated.
+    # A shop's own API origin is always allowed (Saleor Cloud serves both from one origin).
+    dashboard_origins: str = ""
+    # Import of a shop's history (plugin.importer): Saleor's page size (its maximum is 100)
+    # and how many requests per second the app allows itself against one shop.
+    import_page_size: int = 100
+    import_requests_per_second: float = 10.0
+    # Data lifecycle (plugin.lifecycle): days an uninstalled shop's data is kept (a
+    # re-install within them resumes), days raw webhook bodies are kept once folded, days
+    # message bodies are kept (pruned by the messaging package's registered pruner).
+    uninstall_retention_days: float = 30.0
+    inbox_retention_days: float = 30.0
+    message_body_retention_days: float = 30.0
+    # How often the retention job runs.
+    retention_interval_seconds: float = 3600.0
 
     @property
     def public_url(self) -> str:

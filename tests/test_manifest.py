@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
+from typing import Any
 
 import httpx
 from graphql import (
@@ -14,7 +15,7 @@ from graphql import (
 )
 
 from plugin.saleor.events import webhook_specs
-from plugin.saleor.manifest import build_manifest
+from plugin.saleor.manifest import build_manifest, extension_problems
 from tests.conftest import RunningApp
 from tests.saleor_schema import REPO, saleor_schema
 
@@ -140,3 +141,67 @@ def test_vendored_saleor_schema_is_the_published_one() -> None:
     assert hashlib.sha256(vendored).hexdigest() == SCHEMA_SHA256
     if WORKSPACE_SCHEMA.exists():
         assert WORKSPACE_SCHEMA.read_bytes() == vendored
+
+
+EXTENSION_MOUNTS = {
+    "CUSTOMER_DETAILS_WIDGETS": ("WIDGET", "customer-widget"),
+    "CUSTOMER_DETAILS_MORE_ACTIONS": ("POPUP", "customer-card"),
+    "ORDER_DETAILS_WIDGETS": ("WIDGET", "order-widget"),
+    "NAVIGATION_CUSTOMERS": ("APP_PAGE", "customers"),
+}
+
+
+def test_extensions_meet_the_dashboards_contract_on_322_and_323() -> None:
+    manifest = build_manifest("https://crm.example.com")
+    assert extension_problems(manifest) == []
+    by_mount = {e["mount"]: e for e in manifest["extensions"]}
+    assert set(by_mount) == set(EXTENSION_MOUNTS)
+    for mount, (target, page) in EXTENSION_MOUNTS.items():
+        extension = by_mount[mount]
+        assert extension["target"] == target
+        assert extension["url"].endswith("/" + page)
+        assert extension["url"].startswith("/")  # the dashboard loads appUrl + url
+        if target == "WIDGET":
+            assert extension["options"] == {"widgetTarget": {"method": "GET"}}
+
+
+def test_extension_problems_name_what_saleor_would_refuse() -> None:
+    manifest = build_manifest("https://crm.example.com")
+    widget = dict(manifest["extensions"][0])
+    broken = {
+        **manifest,
+        "extensions": [
+            {**widget, "mount": "CUSTOMER_DETAILS_MORE_ACTIONS"},  # WIDGET off a widget mount
+            {**widget, "identifier": "x", "permissions": ["MANAGE_APPS"]},
+            {**widget, "identifier": "x", "target": "APP_PAGE", "url": "https://a.example/p"},
+        ],
+    }
+    problems = extension_problems(broken)
+    assert any("WIDGET goes on" in p for p in problems)
+    assert any("permissions outside" in p for p in problems)
+    assert any("APP_PAGE urls must be relative" in p for p in problems)
+    assert any("repeated" in p for p in problems)
+    without_app_url = {**manifest, "appUrl": None}
+    assert any("needs appUrl" in p for p in extension_problems(without_app_url))
+
+
+async def test_extension_urls_serve_their_pages(
+    app_server: RunningApp, saleor: Any, installation_id: int
+) -> None:
+    manifest = httpx.get(f"{app_server.base_url}/api/manifest").json()
+    query = {
+        "domain": saleor.domain,
+        "saleorApiUrl": saleor.api_url,
+        "id": saleor.app_id,
+        "theme": "light",
+    }
+    async with httpx.AsyncClient() as client:
+        for extension in manifest["extensions"]:
+            url = manifest["appUrl"] + extension["url"]  # as the dashboard joins them
+            page = await client.get(url, params=query)
+            assert page.status_code == 200, url
+            kind = "widget" if extension["target"] == "WIDGET" else "popup"
+            if extension["target"] == "APP_PAGE":
+                kind = "app"
+            assert f'data-kind="{kind}"' in page.text, url
+            assert f"frame-ancestors {saleor.origin}" in page.headers["content-security-policy"]

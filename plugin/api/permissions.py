@@ -28,5 +28,6 @@ CONFIGURATION = (Permission.MANAGE_USERS, Permission.MANAGE_APPS)
 TIMELINE_KIND_PERMISSIONS = {
     "order_": Permission.MANAGE_ORDERS,
     "fulfillment_": Permission.MANAGE_ORDERS,
+    "shipment_": Permission.MANAGE_ORDERS,
     "checkout_": Permission.MANAGE_CHECKOUTS,
 }

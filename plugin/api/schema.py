@@ -19,15 +19,22 @@ from plugin.api.cost import MAX_COST, QueryCostLimiter
 from plugin.api.errors import ApiError
 from plugin.api.mutations.analytics import AnalyticsMutations
 from plugin.api.mutations.customers import CustomerMutations
+from plugin.api.mutations.importer import ImporterMutations
+from plugin.api.mutations.messaging import MessagingMutations
 from plugin.api.mutations.privacy import PrivacyMutations
 from plugin.api.mutations.segments import SegmentMutations
 from plugin.api.mutations.settings import SettingsMutations
 from plugin.api.mutations.tokens import TokenMutations
+from plugin.api.mutations.tracking import TrackingMutations
 from plugin.api.queries.analytics import AnalyticsQueries
 from plugin.api.queries.customers import CustomerQueries
+from plugin.api.queries.importer import ImporterQueries
+from plugin.api.queries.messaging import MessagingQueries
+from plugin.api.queries.orders import OrderQueries
 from plugin.api.queries.segments import SegmentQueries
 from plugin.api.queries.settings import SettingsQueries
 from plugin.api.queries.tokens import TokenQueries, ViewerQueries
+from plugin.api.queries.tracking import TrackingQueries
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +47,15 @@ PARSED_DOCUMENTS = 256
 @strawberry.type(description="Customers, segments, analytics and configuration of one shop.")
 class Query(
     CustomerQueries,
+    ImporterQueries,
+    MessagingQueries,
+    OrderQueries,
     SegmentQueries,
     SettingsQueries,
     AnalyticsQueries,
     TokenQueries,
     ViewerQueries,
+    TrackingQueries,
 ):
     pass
 
@@ -52,11 +63,14 @@ class Query(
 @strawberry.type
 class Mutation(
     CustomerMutations,
+    ImporterMutations,
+    MessagingMutations,
     PrivacyMutations,
     SegmentMutations,
     SettingsMutations,
     AnalyticsMutations,
     TokenMutations,
+    TrackingMutations,
 ):
     pass
 

@@ -17,6 +17,7 @@ from plugin.saleor.payloads import (
     require_datetime,
 )
 from plugin.timeline.service import record
+from plugin.tracking.shipments import follow_fulfillment
 
 EVENT_TITLES = {
     "fulfillment_created": "Shipped",
@@ -80,6 +81,13 @@ async def fold_fulfillment_event(
     if profile is not None:
         fulfillment.profile_id = profile.id
     await session.flush()
+    await follow_fulfillment(
+        session,
+        installation_id,
+        event,
+        profile_id=profile.id if profile is not None else None,
+        issued_at=issued_at,
+    )
 
     if profile is None:
         return []

@@ -10,7 +10,9 @@ from plugin.profiles.consent import apply_consent_from_metadata
 from plugin.profiles.contacts import address_summary, claims_for, language, location_fields
 from plugin.profiles.fields import apply_fields
 from plugin.profiles.identity import resolve
-from plugin.profiles.models import Profile
+from plugin.profiles.models import IdentityKind, Profile
+from plugin.profiles.privacy import anonymize_profile, erase_raw_events
+from plugin.profiles.suppression import is_suppressed
 from plugin.saleor.payloads import (
     JSON,
     metadata_dict,
@@ -59,6 +61,15 @@ async def fold_customer_event(
     require(user, "id")
     issued_at = require_datetime(event.get("issuedAt"), "issuedAt")
     updated_at = parse_datetime(user.get("updatedAt")) or issued_at
+    if await is_suppressed(session, installation_id, IdentityKind.SALEOR_USER, str(user["id"])):
+        # The account was deleted and its person erased: a late (or repeated) event about
+        # it must not write them back, nor keep them in the raw inbox.
+        keys = [
+            str(user["id"]).lower(),
+            *([str(user["email"]).lower()] if user.get("email") else []),
+        ]
+        await erase_raw_events(session, installation_id, keys, issued_at)
+        return []
     claims = claims_for(
         user,
         user.get("email"),
@@ -98,4 +109,8 @@ async def fold_customer_event(
         data={"email": claims.email},
         dedup_key=f"{event_type}:{user['id']}:{issued_at.isoformat()}",
     )
+    if event_type == "customer_deleted":
+        # Saleor deleted the account: the person's data goes with it (anonymous figures
+        # stay), their contacts stay only as hashes so no message reaches them again.
+        await anonymize_profile(session, profile, issued_at)
     return [profile]

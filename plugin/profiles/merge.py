@@ -12,6 +12,7 @@ from plugin.commerce.models import Checkout, Fulfillment, Order
 from plugin.notes.models import Note
 from plugin.profiles.fields import apply_source, take_newer_fields
 from plugin.profiles.models import Identity, Profile, ProfileTag, ProfileTotal
+from plugin.profiles.movers import movers
 from plugin.segments.models import Segment, SegmentMembership
 from plugin.timeline.models import TimelineEntry
 from plugin.timeline.service import record
@@ -100,6 +101,8 @@ async def merge_profiles(
         await session.execute(
             update(table).where(table.profile_id == loser.id).values(profile_id=winner.id)
         )
+    for _, mover in movers():  # other packages' rows about the person
+        await mover(session, winner.id, loser.id)
     await session.execute(delete(ProfileTotal).where(ProfileTotal.profile_id == loser.id))
     await _move_tags(session, winner, loser)
     await _drop_memberships(session, loser)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -22,6 +22,7 @@ from plugin.commerce.models import Checkout, CheckoutLine, Fulfillment, Order, O
 from plugin.db.base import Base
 from plugin.inbox.models import InboxEvent, InboxStatus
 from plugin.notes.models import Note
+from plugin.profiles.erasers import ErasureScope, erasers, exporters
 from plugin.profiles.models import (
     ConsentState,
     Identity,
@@ -171,7 +172,32 @@ async def export_profile(session: AsyncSession, profile: Profile, now: datetime)
         "segments": [
             {"key": key, "name": name, "since": plain(since)} for key, name, since in memberships
         ],
+        **await _registered_sections(session, profile, identities, orders, checkouts, now),
     }
+
+
+async def _registered_sections(
+    session: AsyncSession,
+    profile: Profile,
+    identities: list[Identity],
+    orders: list[Order],
+    checkouts: list[Checkout],
+    now: datetime,
+) -> dict[str, Any]:
+    """What other packages hold on the person (messages, parcels…), one key each."""
+    scope = _scope(profile, identities, orders, checkouts, now)
+    return {name: plain(await exporter(session, scope)) for name, exporter in exporters()}
+
+
+def _scope(
+    profile: Profile,
+    identities: list[Identity],
+    orders: list[Order],
+    checkouts: list[Checkout],
+    now: datetime,
+) -> ErasureScope:
+    needles = _needles(profile, identities, orders, checkouts)
+    return ErasureScope(profile.installation_id, profile.id, needles, pattern(needles), now)
 
 
 @dataclass(frozen=True)
@@ -185,6 +211,8 @@ class Erasure:
     timeline_entries: int
     notes: int
     inbox_events: int
+    # Rows erased by each package's registered eraser (plugin.profiles.erasers).
+    other: dict[str, int] = field(default_factory=dict)
 
 
 def pattern(needles: list[str]) -> re.Pattern[str] | None:
@@ -228,7 +256,7 @@ def _needles(
     return sorted(found)
 
 
-async def _erase_inbox(
+async def erase_raw_events(
     session: AsyncSession, installation_id: int, keys: list[str], now: datetime
 ) -> int:
     """Raw webhook bodies naming the person are replaced; any not yet folded never will be
@@ -262,6 +290,9 @@ async def anonymize_profile(session: AsyncSession, profile: Profile, now: dateti
     notes = await _all(session, select(Note).where(Note.profile_id == pid))
     needles = _needles(profile, identities, orders, checkouts)
     found = pattern(needles)
+    # Other packages erase first, while the profile still names the person.
+    scope = ErasureScope(installation_id, pid, needles, found, now)
+    other = {name: await eraser(session, scope) for name, eraser in erasers()}
     # Identifiers, unlike names, are specific enough to pick out raw events.
     keys = [n for n in needles if "@" in n or n.lstrip("+").isdigit()]
     keys += [i.value.lower() for i in identities if i.kind is IdentityKind.SALEOR_USER]
@@ -297,7 +328,7 @@ async def anonymize_profile(session: AsyncSession, profile: Profile, now: dateti
             entry.dedup_key = f"erased:{entry.id}"
     for note in notes:
         note.text = ERASED
-    inbox = await _erase_inbox(session, installation_id, sorted(set(keys)), now)
+    inbox = await erase_raw_events(session, installation_id, sorted(set(keys)), now)
     await session.flush()
     await record(
         session,
@@ -317,4 +348,5 @@ async def anonymize_profile(session: AsyncSession, profile: Profile, now: dateti
         timeline_entries=len(entries),
         notes=len(notes),
         inbox_events=inbox,
+        other=other,
     )

@@ -111,6 +111,10 @@ async def uninstall(
         return None
     if installation.status is not InstallationStatus.REMOVED:
         await mark_removed(session, installation)
+        # Imported here: the lifecycle reaches into domain packages that fold through us.
+        from plugin.lifecycle.uninstall import stop_installation
+
+        await stop_installation(session, installation.id)
     return installation
 
 

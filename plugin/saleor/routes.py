@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from plugin.analytics import rollups
 from plugin.context import AppContext
+from plugin.importer.service import start_import
 from plugin.kit.after_commit import unit_of_work
 from plugin.saleor import installations
 from plugin.saleor.client import SaleorClient
@@ -70,6 +71,8 @@ async def register(request: Request) -> Response:
             if not await rollups.is_built(session, installation.id):
                 # a new shop has nothing to roll up yet: from here on folds keep them current
                 await rollups.rebuild_installation(session, installation.id)
+            # The shop's history (or, after a re-install, what changed meanwhile).
+            await start_import(session, installation.id, requested_by="install")
     except Exception:
         logger.exception("register could not store the installation")
         return _error(503, "UNAVAILABLE", "The app could not store the installation; retry.")

@@ -26,6 +26,7 @@ from graphql.error import GraphQLError
 from jwt.algorithms import RSAAlgorithm
 
 from tests.saleor_schema import saleor_schema
+from tests.simulator.lists import lists
 
 SALEOR_VERSION = "3.23.28"
 TOKEN_ALPHABET = string.ascii_letters + string.digits
@@ -77,6 +78,10 @@ class SaleorSimulator:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
+        # The shop behind the GraphQL lists (`customers`, `orders`, `checkouts`): a FakeShop.
+        self.shop: Any = None
+        # Answers to give before the next GraphQL requests: (HTTP status, Retry-After).
+        self.refusals: list[tuple[int, str | None]] = []
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> SaleorSimulator:
@@ -86,10 +91,14 @@ class SaleorSimulator:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-            def _send(self, status: int, body: Mapping[str, Any]) -> None:
+            def _send(
+                self, status: int, body: Mapping[str, Any], headers: Mapping[str, str] = {}
+            ) -> None:
                 raw = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()
                 self.wfile.write(raw)
@@ -111,6 +120,11 @@ class SaleorSimulator:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
                 headers = {k.lower(): v for k, v in self.headers.items()}
+                if simulator.refusals:
+                    status, retry_after = simulator.refusals.pop(0)
+                    extra = {"Retry-After": retry_after} if retry_after is not None else {}
+                    self._send(status, {"errors": [{"message": "Too many requests"}]}, extra)
+                    return
                 status, answer = simulator._graphql(headers, raw)
                 self._send(status, answer)
 
@@ -189,7 +203,10 @@ class SaleorSimulator:
         result = execute_sync(
             saleor_schema(),
             document,
-            root_value={"app": {"id": self.app_id, "name": "Saleor CRM"} if known else None},
+            root_value={
+                "app": {"id": self.app_id, "name": "Saleor CRM"} if known else None,
+                **(lists(self.shop) if known else {}),
+            },
             variable_values=request.get("variables") or {},
         )
         answer: dict[str, Any] = {"data": result.data}

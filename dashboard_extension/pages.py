@@ -1,0 +1,61 @@
+"""Every page the dashboard can open: its shell URL, fragment view, title and navigation.
+
+Other features add their pages here (flows, templates, message stats, deliveries,
+import progress): one `Page`, one view in `views/`, one template in
+`templates/fragments/`; the navigation shows every page with a `nav` label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from dashboard_extension.views import View, customers, orders, overview, segments, tokens
+
+Kind = Literal["app", "popup", "widget"]
+
+
+@dataclass(frozen=True)
+class Page:
+    path: str
+    fragment: str
+    title: str
+    kind: Kind = "app"
+    nav: str | None = None  # label in the app's navigation; None: reached by links only
+    section: str | None = None  # which navigation entry is current on this page
+
+
+PAGES: tuple[Page, ...] = (
+    Page("/dashboard/app", "overview", "Overview", nav="Overview", section="overview"),
+    Page(
+        "/dashboard/app/customers", "customers", "Customers", nav="Customers", section="customers"
+    ),
+    Page("/dashboard/app/customer", "customer_card", "Customer", section="customers"),
+    Page("/dashboard/app/segments", "segments", "Segments", nav="Segments", section="segments"),
+    Page("/dashboard/app/segments/new", "segment_builder", "New segment", section="segments"),
+    Page("/dashboard/app/segments/edit", "segment_builder", "Edit segment", section="segments"),
+    Page("/dashboard/app/segments/members", "segment_members", "Segment", section="segments"),
+    Page("/dashboard/app/tokens", "tokens", "API tokens", nav="API tokens", section="tokens"),
+    # Extensions mounted in Saleor's own pages (manifest `extensions`).
+    Page("/dashboard/app/extensions/customer-widget", "customer_widget", "CRM", kind="widget"),
+    Page("/dashboard/app/extensions/customer-card", "customer_card", "CRM customer", kind="popup"),
+    Page("/dashboard/app/extensions/order-widget", "order_widget", "CRM buyer", kind="widget"),
+)
+
+# Fragments that are not pages of their own: the builder's live preview.
+VIEWS: dict[str, View] = {
+    "overview": overview.overview,
+    "customers": customers.customer_list,
+    "customer_card": customers.card,
+    "customer_widget": customers.widget,
+    "order_widget": orders.order_widget,
+    "segments": segments.segment_list,
+    "segment_builder": segments.builder,
+    "segment_members": segments.members,
+    "segment_preview": segments.preview,
+    "tokens": tokens.token_list,
+}
+
+
+def navigation() -> list[Page]:
+    return [page for page in PAGES if page.nav]

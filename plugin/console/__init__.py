@@ -1,0 +1,1 @@
+"""Building blocks of the `crm` command line: look-ups with clear refusals, progress."""

@@ -1,0 +1,1 @@
+"""Backfill of a shop's history from Saleor (customers, checkouts, orders) on install."""

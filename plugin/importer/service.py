@@ -1,0 +1,349 @@
+"""Starting, resuming and running an import of a shop's history.
+
+A run is claimed by one worker at a time (a heartbeat older than `STALE_AFTER` lets
+another take over a dead worker's run). Each page is folded in one transaction under the
+installation's fold lock — webhooks folding meanwhile wait their turn, and both keep the
+newest state by Saleor's timestamps — and the page's cursor is committed with its rows,
+so a restart resumes at the first page not folded. When a page fails, its objects are
+folded one by one so the failure is recorded on the object that caused it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import desc, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from plugin.analytics import rollups
+from plugin.db.base import utcnow
+from plugin.db.engine import Database
+from plugin.db.locks import lock_installation
+from plugin.importer.fold import fold_nodes, object_id
+from plugin.importer.models import ImportFailure, ImportRun, ImportStatus
+from plugin.importer.progress import Progress, progress_of, resource_state
+from plugin.importer.source import RESOURCES, Page, Resource, SaleorPages
+from plugin.kit.after_commit import enqueue_after_commit, unit_of_work
+from plugin.kit.crypto import SecretBox
+from plugin.saleor.client import SaleorError
+from plugin.saleor.models import Installation, InstallationStatus
+from plugin.segments.membership import refresh_installation
+from plugin.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+IMPORT_ACTOR = "import.run"
+STALE_AFTER = timedelta(minutes=2)
+FAILURES_SHOWN = 100
+UNFINISHED = (ImportStatus.QUEUED, ImportStatus.RUNNING)
+ProgressCallback = Callable[[Progress], None]
+
+
+class ImportUnavailable(Exception):
+    """The import cannot start (unknown or uninstalled shop); the message says why."""
+
+
+async def latest_run(session: AsyncSession, installation_id: int) -> ImportRun | None:
+    return await session.scalar(
+        select(ImportRun)
+        .where(ImportRun.installation_id == installation_id)
+        .order_by(desc(ImportRun.id))
+        .limit(1)
+    )
+
+
+async def start_import(
+    session: AsyncSession, installation_id: int, *, requested_by: str, enqueue: bool = True
+) -> ImportRun:
+    """Queue an import (the job runs after the commit). A run still going is returned as
+    is; a failed or cancelled one resumes from its cursors; after a finished one a new run
+    starts (it brings what changed since, and folds nothing twice)."""
+    installation = await session.get(Installation, installation_id)
+    if installation is None:
+        raise ImportUnavailable(f"no installation {installation_id}")
+    if installation.status is not InstallationStatus.ACTIVE:
+        raise ImportUnavailable(f"installation {installation_id} is uninstalled")
+    run = await latest_run(session, installation_id)
+    if run is None or run.status is ImportStatus.DONE:
+        run = ImportRun(
+            installation_id=installation_id,
+            requested_by=requested_by[:256],
+            resources={name: {} for name in RESOURCES},
+            status=ImportStatus.QUEUED,
+            processed=0,
+            failed=0,
+            busy_seconds=0.0,
+            created_at=utcnow(),
+        )
+        session.add(run)
+    elif run.status in (ImportStatus.FAILED, ImportStatus.CANCELLED):
+        run.status, run.finished_at, run.last_error = ImportStatus.QUEUED, None, None
+    await session.flush()
+    if enqueue:
+        enqueue_after_commit(session, IMPORT_ACTOR, run_id=run.id)
+    return run
+
+
+async def cancel_runs(session: AsyncSession, installation_id: int, reason: str) -> int:
+    """Stop the shop's unfinished runs (uninstall); the worker notices at its next page."""
+    result = await session.execute(
+        update(ImportRun)
+        .where(ImportRun.installation_id == installation_id, ImportRun.status.in_(UNFINISHED))
+        .values(status=ImportStatus.CANCELLED, last_error=reason, finished_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def claim(db: Database, run_id: int, now: datetime) -> bool:
+    """Take the run for this worker: queued, or running with a dead worker's heartbeat."""
+    async with unit_of_work(db) as session:
+        result = await session.execute(
+            update(ImportRun)
+            .where(
+                ImportRun.id == run_id,
+                or_(
+                    ImportRun.status == ImportStatus.QUEUED,
+                    (ImportRun.status == ImportStatus.RUNNING)
+                    & (ImportRun.heartbeat_at < now - STALE_AFTER),
+                ),
+            )
+            .values(status=ImportStatus.RUNNING, heartbeat_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        claimed = bool(getattr(result, "rowcount", 0))
+        if claimed:
+            run = await session.get(ImportRun, run_id)
+            if run is not None and run.started_at is None:
+                run.started_at = now
+        return claimed
+
+
+class Importer:
+    """Runs one claimed import; `max_seconds` bounds one job (it re-queues itself)."""
+
+    def __init__(
+        self,
+        db: Database,
+        http: httpx.AsyncClient,
+        box: SecretBox,
+        settings: Settings,
+        *,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
+        self.db = db
+        self.http = http
+        self.box = box
+        self.settings = settings
+        self.on_progress = on_progress
+
+    async def run(self, run_id: int, *, max_seconds: float | None = None) -> ImportStatus:
+        if not await claim(self.db, run_id, utcnow()):
+            async with self.db.session() as session:
+                run = await session.get(ImportRun, run_id)
+                return run.status if run is not None else ImportStatus.CANCELLED
+        try:
+            return await self._run(run_id, max_seconds)
+        except SaleorError as exc:
+            await self._finish(run_id, ImportStatus.FAILED, f"{exc.code}: {exc.message}")
+            return ImportStatus.FAILED
+        except Exception as exc:
+            logger.exception("import run %s failed", run_id)
+            await self._finish(run_id, ImportStatus.FAILED, f"{type(exc).__name__}: {exc}")
+            return ImportStatus.FAILED
+
+    async def _run(self, run_id: int, max_seconds: float | None) -> ImportStatus:
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        async with self.db.session() as session:
+            run = await session.get(ImportRun, run_id)
+            installation = await session.get(Installation, run.installation_id) if run else None
+            if run is None or installation is None:
+                return ImportStatus.CANCELLED
+            pages = SaleorPages(
+                self.http,
+                installation.saleor_api_url,
+                self.box.decrypt(installation.token_encrypted),
+                requests_per_second=self.settings.import_requests_per_second,
+            )
+            states = {name: resource_state(run, name) for name in RESOURCES}
+        for name, resource in RESOURCES.items():
+            if states[name].get("finished"):
+                continue
+            status = await self._resource(run_id, pages, resource, states[name], deadline)
+            if status is not ImportStatus.DONE:
+                return status
+        await self._complete(run_id)
+        return ImportStatus.DONE
+
+    async def _resource(
+        self,
+        run_id: int,
+        pages: SaleorPages,
+        resource: Resource,
+        state: dict[str, Any],
+        deadline: float | None,
+    ) -> ImportStatus:
+        size = max(1, min(self.settings.import_page_size, 100))
+        cursor: str | None = state.get("cursor")
+        fetch = asyncio.ensure_future(pages.page(resource, cursor, size))
+        while True:
+            page = await fetch
+            # The next page is fetched while this one is folded.
+            if page.has_next:
+                fetch = asyncio.ensure_future(pages.page(resource, page.end_cursor, size))
+            status = await self._fold_page(run_id, resource, page)
+            if status is not ImportStatus.RUNNING or not page.has_next:
+                if page.has_next:
+                    fetch.cancel()
+                return ImportStatus.DONE if status is ImportStatus.RUNNING else status
+            if deadline is not None and time.monotonic() > deadline:
+                fetch.cancel()
+                await self._finish(run_id, ImportStatus.QUEUED, None)
+                return ImportStatus.QUEUED
+
+    async def _fold_page(self, run_id: int, resource: Resource, page: Page) -> ImportStatus:
+        started = time.perf_counter()
+        failures: list[tuple[str, str]] = []
+        try:
+            async with unit_of_work(self.db) as session:
+                run = await self._locked_run(session, run_id)
+                if run is None:
+                    return ImportStatus.CANCELLED
+                await fold_nodes(session, run.installation_id, resource.name, page.nodes, utcnow())
+                progress = self._advance(
+                    session, run, resource, page, time.perf_counter() - started, []
+                )
+        except Exception:
+            logger.info("an import page failed; folding its objects one by one")
+            failures = await self._fold_one_by_one(run_id, resource, page)
+            async with unit_of_work(self.db) as session:
+                run = await self._locked_run(session, run_id)
+                if run is None:
+                    return ImportStatus.CANCELLED
+                progress = self._advance(
+                    session, run, resource, page, time.perf_counter() - started, failures
+                )
+        if self.on_progress is not None:
+            self.on_progress(progress)
+        return ImportStatus.RUNNING
+
+    async def _locked_run(self, session: AsyncSession, run_id: int) -> ImportRun | None:
+        """The run, under the shop's fold lock; None once cancelled or uninstalled."""
+        run = await session.get(ImportRun, run_id)
+        if run is None:
+            return None
+        await lock_installation(session, run.installation_id)
+        await session.refresh(run)
+        installation = await session.get(Installation, run.installation_id)
+        if run.status is not ImportStatus.RUNNING or installation is None:
+            return None
+        if installation.status is not InstallationStatus.ACTIVE:
+            return None
+        return run
+
+    async def _fold_one_by_one(
+        self, run_id: int, resource: Resource, page: Page
+    ) -> list[tuple[str, str]]:
+        failures: list[tuple[str, str]] = []
+        for node in page.nodes:
+            try:
+                async with unit_of_work(self.db) as session:
+                    run = await session.get(ImportRun, run_id)
+                    if run is None:
+                        return failures
+                    await lock_installation(session, run.installation_id)
+                    await fold_nodes(session, run.installation_id, resource.name, [node], utcnow())
+            except Exception as exc:
+                failures.append((object_id(node), f"{type(exc).__name__}: {exc}"[:4000]))
+        return failures
+
+    def _advance(
+        self,
+        session: AsyncSession,
+        run: ImportRun,
+        resource: Resource,
+        page: Page,
+        seconds: float,
+        failures: list[tuple[str, str]],
+    ) -> Progress:
+        """Record the page (cursor, counts, failures) in the page's own transaction."""
+        state = resource_state(run, resource.name)
+        state["cursor"] = page.end_cursor if page.has_next else state.get("cursor")
+        state["processed"] = int(state.get("processed") or 0) + len(page.nodes) - len(failures)
+        if page.total is not None:
+            state["total"] = page.total
+        state["finished"] = not page.has_next
+        run.resources = {**(run.resources or {}), resource.name: state}
+        run.busy_seconds += seconds
+        run.failed += len(failures)
+        run.heartbeat_at = utcnow()
+        snapshot = progress_of(run)
+        run.processed, run.total = snapshot.processed, snapshot.total
+        for oid, message in failures:
+            session.add(
+                ImportFailure(
+                    installation_id=run.installation_id,
+                    run_id=run.id,
+                    resource=resource.name,
+                    object_id=oid[:256],
+                    message=message,
+                    occurred_at=utcnow(),
+                )
+            )
+        return snapshot
+
+    async def _complete(self, run_id: int) -> None:
+        """The whole shop's derived figures in a few statements: RFM, scores, every segment
+        and the analytics rollups (the per-page folds only recomputed each customer's
+        figures). Predictions follow with the next scheduled refit."""
+        started = time.perf_counter()
+        async with unit_of_work(self.db) as session:
+            run = await self._locked_run(session, run_id)
+            if run is None:
+                return
+            now, installation_id = utcnow(), run.installation_id
+            if progress_of(run).processed:  # an empty shop (or nothing new) changes nothing
+                await refresh_installation(
+                    session, installation_id, now, dialect=self.db.dialect, full=True
+                )
+                await rollups.rebuild_installation(session, installation_id)
+                await session.refresh(run)  # the whole-shop statements expired what was loaded
+            run.busy_seconds += time.perf_counter() - started
+            run.status, run.finished_at, run.heartbeat_at = ImportStatus.DONE, now, now
+            snapshot = progress_of(run)
+            run.processed, run.total = snapshot.processed, snapshot.total
+        if self.on_progress is not None:
+            self.on_progress(snapshot)
+
+    async def _finish(self, run_id: int, status: ImportStatus, error: str | None) -> None:
+        async with unit_of_work(self.db) as session:
+            run = await session.get(ImportRun, run_id)
+            if run is None or run.status is not ImportStatus.RUNNING:
+                return
+            run.status, run.last_error = status, error
+            if status is not ImportStatus.QUEUED:
+                run.finished_at = utcnow()
+            else:
+                enqueue_after_commit(session, IMPORT_ACTOR, run_id=run_id)
+            snapshot = progress_of(run)
+        if self.on_progress is not None:
+            self.on_progress(snapshot)
+
+
+async def failures_of(
+    session: AsyncSession, run_id: int, *, limit: int = FAILURES_SHOWN
+) -> list[ImportFailure]:
+    return list(
+        await session.scalars(
+            select(ImportFailure)
+            .where(ImportFailure.run_id == run_id)
+            .order_by(ImportFailure.id)
+            .limit(limit)
+        )
+    )

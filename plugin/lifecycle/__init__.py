@@ -1,0 +1,1 @@
+"""The data lifecycle: uninstall and purge, retention of raw payloads and message bodies."""

@@ -1,0 +1,1 @@
+"""Triggered mailings: flows over the timeline, templates, channels, consent, measuring."""

@@ -1,0 +1,1 @@
+"""Parcel tracking: shipments from Saleor fulfillments, carrier adapters, polling, alerts."""

@@ -1,0 +1,1 @@
+"""Carrier adapters: one interface, one module per carrier API."""
