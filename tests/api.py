@@ -60,7 +60,7 @@ async def gql(
     variables: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Answer:
-    async with httpx.AsyncClient(base_url=app.base_url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=app.base_url, timeout=60) as client:
         response = await client.post(
             "/graphql", json={"query": query, "variables": variables or {}}, headers=headers or {}
         )

@@ -34,6 +34,11 @@ os.environ.update(
     DRAMATIQ_NAMESPACE=f"crm-test-{RUN_ID}",
     RUN_WORKER_IN_PROCESS="true",
     ALLOWED_SALEOR_URLS="http://127.0.0.1:*",
+    # No test waits for the scheduled whole-shop refresh or refit (they call them): run
+    # every few minutes over the hundreds of shops a run creates, they only slow the
+    # shared in-process worker (and on SQLite hold the write lock others wait for).
+    SEGMENTS_REFRESH_SECONDS="3600",
+    PREDICTIONS_REFIT_SECONDS="86400",
 )
 if TEST_DB == "postgresql":
     os.environ["DATABASE_URL"] = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + PG_DATABASE
