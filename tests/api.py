@@ -15,8 +15,11 @@ from plugin.commerce.models import Checkout, CheckoutState, Order, OrderLine
 from plugin.db.base import utcnow
 from plugin.db.engine import Database
 from plugin.kit.after_commit import unit_of_work
+from plugin.messaging.models import Channel, Message, MessageStatus
 from plugin.profiles.models import ConsentState, Identity, IdentityKind, Profile, ProfileTag
 from plugin.timeline.models import TimelineEntry
+from plugin.tracking.models import Checkpoint, Shipment
+from plugin.tracking.statuses import Status
 from tests.conftest import RunningApp
 
 ALL_PERMISSIONS = ["MANAGE_USERS", "MANAGE_ORDERS", "MANAGE_CHECKOUTS", "MANAGE_APPS"]
@@ -76,6 +79,8 @@ async def seed_customer(
     lines: int = 1,
     checkouts: int = 0,
     timeline: int = 0,
+    messages: int = 0,
+    shipments: int = 0,
     tags: tuple[str, ...] = (),
     phone: str | None = None,
     first_name: str | None = None,
@@ -173,5 +178,49 @@ async def seed_customer(
                     dedup_key=f"seed:{profile.id}:{n}",
                 )
             )
+        for n in range(messages):
+            session.add(
+                Message(
+                    installation_id=installation_id,
+                    idempotency_key=f"seed:{profile.id}:{n}",
+                    profile_id=profile.id,
+                    channel=Channel.EMAIL,
+                    template_key="win_back",
+                    recipient=email,
+                    subject=f"We miss you {n}",
+                    status=MessageStatus.SENT,
+                    created_at=now - timedelta(hours=n + 1),
+                    sent_at=now - timedelta(hours=n + 1),
+                )
+            )
+        for n in range(shipments):
+            shipped = now - timedelta(days=n + 1)
+            shipment = Shipment(
+                installation_id=installation_id,
+                fulfillment_saleor_id=f"fulfillment-{profile.id}-{n}",
+                order_saleor_id=f"order-{profile.id}-{n}",
+                order_number=str(n + 1),
+                profile_id=profile.id,
+                tracking_number=f"TRACK{profile.id}X{n}",
+                carrier="manual",
+                carrier_source="staff",
+                status=Status.IN_TRANSIT,
+                shipped_at=shipped,
+                status_changed_at=shipped,
+                source_updated_at=shipped,
+            )
+            session.add(shipment)
+            await session.flush()
+            for step, status in enumerate((Status.INFO_RECEIVED, Status.IN_TRANSIT)):
+                session.add(
+                    Checkpoint(
+                        installation_id=installation_id,
+                        shipment_id=shipment.id,
+                        occurred_at=shipped + timedelta(hours=step),
+                        status=status,
+                        message=status.value,
+                        fingerprint=f"{shipment.id}:{step}",
+                    )
+                )
         await session.flush()
         return profile.id

@@ -51,6 +51,16 @@ OPS = [
         "query($c: ID!) { customer(id: $c) { email checkouts { state } } }",
         (USERS, CHECKOUTS),
     ),
+    Op(
+        "customer.shipments",
+        "query($c: ID!) { customer(id: $c) { email shipments { nodes { status } } } }",
+        (USERS, ORDERS),
+    ),
+    Op(
+        "customer.messages",
+        "query($c: ID!) { customer(id: $c) { email messages { nodes { subject } } } }",
+        (USERS,),
+    ),
     Op("segments", "{ segments { slug name } }", (USERS,)),
     Op("segment", '{ segment(slug: "custom") { slug members { nodes { email } } } }', (USERS,)),
     Op(

@@ -206,3 +206,65 @@ async def test_reevaluating_one_customer_matches_the_full_refresh(db: Database) 
         changes = await refresh_installation(session, installation_id, now, dialect=db.dialect)
     assert not any(changes.values())  # the full refresh finds nothing to change
     assert one_by_one
+
+
+async def test_refresh_with_more_segments_than_one_mask_holds(db: Database) -> None:
+    """Seventy segments (more than the 62 bits of one PostgreSQL mask) refreshed at once
+    end with exactly the members the one-customer evaluator gives, counts included."""
+    installation_id = await new_installation(db)
+    now = utcnow()
+    async with unit_of_work(db) as session:
+        people = [
+            Profile(
+                installation_id=installation_id,
+                email=f"m{n}@example.com",
+                orders_count=n,
+                paid_orders_count=n,
+                total_spent=Decimal(100 * n),
+                first_order_at=now - timedelta(days=n + 1) if n else None,
+                last_order_at=now - timedelta(days=n) if n else None,
+            )
+            for n in range(8)
+        ]
+        session.add_all(people)
+        for k in range(70):
+            rule: dict[str, Any] = {"field": "orders_count", "op": "gte", "value": k % 9}
+            if k % 2:
+                rule = {"not": rule}
+            session.add(
+                Segment(installation_id=installation_id, key=f"s{k}", name=f"S{k}", rule=rule)
+            )
+    async with unit_of_work(db) as session:
+        await refresh_installation(session, installation_id, now, dialect=db.dialect, full=True)
+    async with unit_of_work(db) as session:  # a second pass finds nothing to change
+        again = await refresh_installation(
+            session, installation_id, now, dialect=db.dialect, full=True
+        )
+    assert not any(again.values())
+    async with db.session() as session:
+        held = set(
+            (segment_key, email)
+            for segment_key, email in await session.execute(
+                select(Segment.key, Profile.email)
+                .join(SegmentMembership, SegmentMembership.segment_id == Segment.id)
+                .join(Profile, Profile.id == SegmentMembership.profile_id)
+                .where(Segment.installation_id == installation_id, Segment.key.like("s%"))
+            )
+        )
+        counts = dict(
+            (
+                await session.execute(
+                    select(Segment.key, Segment.member_count).where(
+                        Segment.installation_id == installation_id, Segment.key.like("s%")
+                    )
+                )
+            ).all()
+        )
+    expected = {
+        (f"s{k}", f"m{n}@example.com")
+        for k in range(70)
+        for n in range(8)
+        if (n >= k % 9) != bool(k % 2)
+    }
+    assert held == expected
+    assert counts == {f"s{k}": sum(1 for key, _ in expected if key == f"s{k}") for k in range(70)}

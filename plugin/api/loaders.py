@@ -1,8 +1,9 @@
 """Per-request DataLoaders: every relation of the schema is read in one statement per
 batch, whatever the number of parents (no lazy loading, no N+1).
 
-Paged relations (orders, timeline, members, checkouts) are batched with a window function
-(`row_number() over (partition by parent …)`), one statement per distinct page request.
+Paged relations (orders, checkouts, messages, shipments, timeline, members) are batched
+with a window function (`row_number() over (partition by parent …)`), one statement per
+distinct page request.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from strawberry.dataloader import DataLoader
 
 from plugin.api.pagination import SortKey
 from plugin.commerce.models import Checkout, Order, OrderLine
+from plugin.messaging.models import Message
 from plugin.notes.models import Note
 from plugin.predictions.models import PredictionModel
 from plugin.profiles.models import Identity, Profile, ProfileTag
@@ -36,6 +38,7 @@ from plugin.segments.models import Segment, SegmentDailyCount, SegmentMembership
 from plugin.segments.rules import Rule, parse_rule
 from plugin.segments.thresholds import resolve
 from plugin.timeline.models import TimelineEntry
+from plugin.tracking.models import Checkpoint, Shipment
 
 if TYPE_CHECKING:
     from plugin.api.context import ApiContext
@@ -54,6 +57,8 @@ ORDER_SORT = SortKey(Order.placed_at, Order.id, "datetime")
 CHECKOUT_SORT = SortKey(Checkout.started_at, Checkout.id, "datetime")
 TIMELINE_SORT = SortKey(TimelineEntry.occurred_at, TimelineEntry.id, "datetime")
 MEMBER_SORT = SortKey(SegmentMembership.id, SegmentMembership.id, "int")
+MESSAGE_SORT = SortKey(Message.created_at, Message.id, "datetime", nullable=False)
+SHIPMENT_SORT = SortKey(Shipment.shipped_at, Shipment.id, "datetime", nullable=False)
 
 
 def _by_parent(keys: Sequence[int], pairs: Sequence[tuple[int, M]]) -> list[list[M]]:
@@ -122,8 +127,19 @@ class Loaders:
         self.facts = DataLoader[int, Facts](load_fn=self._facts)
         self.rules = DataLoader[str, Rule](load_fn=self._rules)
         self.order_lines = DataLoader[int, list[OrderLine]](load_fn=self._order_lines)
-        self.orders = DataLoader[PageKey, list[Order]](load_fn=self._orders)
-        self.checkouts = DataLoader[PageKey, list[Checkout]](load_fn=self._checkouts)
+        self.orders = DataLoader[PageKey, list[Order]](
+            load_fn=self._pages_of(Order, Order.profile_id, ORDER_SORT)
+        )
+        self.checkouts = DataLoader[PageKey, list[Checkout]](
+            load_fn=self._pages_of(Checkout, Checkout.profile_id, CHECKOUT_SORT)
+        )
+        self.messages = DataLoader[PageKey, list[Message]](
+            load_fn=self._pages_of(Message, Message.profile_id, MESSAGE_SORT)
+        )
+        self.shipments = DataLoader[PageKey, list[Shipment]](
+            load_fn=self._pages_of(Shipment, Shipment.profile_id, SHIPMENT_SORT)
+        )
+        self.checkpoints = DataLoader[int, list[Checkpoint]](load_fn=self._checkpoints)
         self.timeline = DataLoader[TimelineKey, list[TimelineEntry]](load_fn=self._timeline)
         self.members = DataLoader[PageKey, list[tuple[Profile, int]]](load_fn=self._members)
         self.score_factors = DataLoader[int, list[Factor]](load_fn=self._score_factors)
@@ -296,51 +312,43 @@ class Loaders:
                 found[(shape, parent_id)].append(item)
         return [found.get((group(key), parent(key)), []) for key in keys]
 
-    async def _orders(self, keys: list[PageKey]) -> list[list[Order]]:
-        async def fetch(group: list[PageKey]) -> list[tuple[int, Order]]:
+    def _pages_of(
+        self, model: Any, parent: Any, sort: SortKey
+    ) -> Callable[[list[PageKey]], Awaitable[list[list[Any]]]]:
+        """A batch function for `model` rows per parent, newest first, cursor-paged."""
+
+        async def fetch(group: list[PageKey]) -> list[tuple[int, Any]]:
             _, limit, after = group[0]
             parents = [k[0] for k in group]
             if after is None:
-                orders = await self.ctx.scalars(
-                    _first_pages(Order, Order.profile_id, ORDER_SORT, (), []),
+                rows = await self.ctx.scalars(
+                    _first_pages(model, parent, sort, (), []),
                     self._page_params(parents, limit),
                 )
-                return [(o.profile_id or 0, o) for o in orders]
-            where = [
-                Order.installation_id == self.installation_id,
-                Order.profile_id.in_(parents),
-            ]
-            if after is not None:
-                where.append(ORDER_SORT.after(after))
-            orders = await self.ctx.scalars(
-                _ranked(Order, Order.profile_id, ORDER_SORT, where, limit)
+            else:
+                where = [
+                    model.installation_id == self.installation_id,
+                    parent.in_(parents),
+                    sort.after(after),
+                ]
+                rows = await self.ctx.scalars(_ranked(model, parent, sort, where, limit))
+            return [(getattr(row, parent.key) or 0, row) for row in rows]
+
+        async def load(keys: list[PageKey]) -> list[list[Any]]:
+            return await self._paged(keys, lambda k: k[1:], fetch, lambda k: k[0])
+
+        return load
+
+    async def _checkpoints(self, keys: list[int]) -> list[list[Checkpoint]]:
+        rows = await self.ctx.scalars(
+            select(Checkpoint)
+            .where(
+                Checkpoint.installation_id == self.installation_id,
+                Checkpoint.shipment_id.in_(keys),
             )
-            return [(o.profile_id or 0, o) for o in orders]
-
-        return await self._paged(keys, lambda k: k[1:], fetch, lambda k: k[0])
-
-    async def _checkouts(self, keys: list[PageKey]) -> list[list[Checkout]]:
-        async def fetch(group: list[PageKey]) -> list[tuple[int, Checkout]]:
-            _, limit, after = group[0]
-            parents = [k[0] for k in group]
-            if after is None:
-                checkouts = await self.ctx.scalars(
-                    _first_pages(Checkout, Checkout.profile_id, CHECKOUT_SORT, (), []),
-                    self._page_params(parents, limit),
-                )
-                return [(c.profile_id or 0, c) for c in checkouts]
-            where = [
-                Checkout.installation_id == self.installation_id,
-                Checkout.profile_id.in_(parents),
-            ]
-            if after is not None:
-                where.append(CHECKOUT_SORT.after(after))
-            checkouts = await self.ctx.scalars(
-                _ranked(Checkout, Checkout.profile_id, CHECKOUT_SORT, where, limit)
-            )
-            return [(c.profile_id or 0, c) for c in checkouts]
-
-        return await self._paged(keys, lambda k: k[1:], fetch, lambda k: k[0])
+            .order_by(Checkpoint.occurred_at, Checkpoint.id)
+        )
+        return _by_parent(keys, [(c.shipment_id, c) for c in rows])
 
     async def _timeline(self, keys: list[TimelineKey]) -> list[list[TimelineEntry]]:
         async def fetch(group: list[TimelineKey]) -> list[tuple[int, TimelineEntry]]:

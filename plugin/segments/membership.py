@@ -17,14 +17,10 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Table,
-    all_,
-    any_,
-    case,
     delete,
     func,
     insert,
     literal,
-    null,
     select,
     text,
     union_all,
@@ -44,6 +40,7 @@ from plugin.segments.catalog import (
     segments_for_fold,
     usable_rules,
 )
+from plugin.segments.diff_postgres import diff_with_masks
 from plugin.segments.evaluate import matches
 from plugin.segments.facts import load_facts_by_id
 from plugin.segments.models import Segment, SegmentDailyCount, SegmentMembership
@@ -54,7 +51,7 @@ from plugin.segments.rules import (
     changes_with_time,
     segment_references,
 )
-from plugin.segments.sql import OrderCounts, compile_rule, members_query
+from plugin.segments.sql import compile_rule, members_query
 from plugin.segments.thresholds import resolve
 from plugin.timeline.models import TimelineEntry
 from plugin.timeline.service import record
@@ -356,7 +353,7 @@ async def refresh_together(
     if not items:
         return {}
     if dialect == "postgresql":
-        entered, left, counts = await _diff_in_one_statement(session, items, now)
+        entered, left, counts = await diff_with_masks(session, items, now)
     else:
         entered, left, counts = await _diff_through_temporary_table(session, items, now, dialect)
     changes = {segment.id: Changes() for segment, _ in items}
@@ -435,130 +432,6 @@ def _leavers(segment_ids: list[int], wanted: Any) -> Any:
         )
         .returning(SegmentMembership.segment_id, SegmentMembership.profile_id)
     )
-
-
-async def _diff_in_one_statement(
-    session: AsyncSession, items: list[tuple[Segment, Rule]], now: datetime
-) -> tuple[Pairs, Pairs, dict[int, int]]:
-    """PostgreSQL: one scan of the customers yields, per customer, the ids of the segments
-    whose rule holds (`array_remove(ARRAY[CASE WHEN rule THEN id END, …], NULL)`). That
-    array is compared with the segments the customer is in (`array_agg` of the memberships)
-    as sets, one row per customer rather than per (segment, customer) pair, so only the
-    few customers whose memberships differ reach the data-modifying CTEs that delete
-    leavers and insert newcomers, all against the same snapshot."""
-    installation_id = items[0][0].installation_id
-    items = sorted(items, key=lambda item: item[0].id)
-    ids = [segment.id for segment, _ in items]
-    order_counts = OrderCounts(installation_id)  # every order condition in one GROUP BY
-    flags: postgresql.array[Any] = postgresql.array(
-        [
-            case(
-                (
-                    compile_rule(
-                        rule,
-                        now=now,
-                        dialect="postgresql",
-                        installation_id=installation_id,
-                        order_counts=order_counts,
-                    ),
-                    literal(segment.id),
-                ),
-                else_=null(),
-            )
-            for segment, rule in items
-        ],
-        type_=Integer,
-    )
-    id_array = postgresql.ARRAY(Integer)
-    none: Any = postgresql.array([], type_=Integer)
-    customers: Any = Profile.__table__
-    if order_counts:
-        counts = order_counts.subquery()
-        customers = customers.outerjoin(counts, counts.c.profile_id == Profile.id)
-    wanted = (
-        select(
-            Profile.id.label("profile_id"),
-            func.array_remove(flags, null(), type_=id_array).label("ids"),
-        )
-        .select_from(customers)
-        .where(Profile.installation_id == installation_id)
-        .cte("wanted")
-        .prefix_with("MATERIALIZED")
-    )
-    held = (
-        select(
-            SegmentMembership.profile_id,
-            func.array_agg(SegmentMembership.segment_id, type_=id_array).label("ids"),
-            # the membership rows' ids, in the same order: leavers are deleted by them
-            func.array_agg(SegmentMembership.id, type_=id_array).label("row_ids"),
-        )
-        .where(SegmentMembership.segment_id.in_(ids))
-        .group_by(SegmentMembership.profile_id)
-        .cte("held")
-    )
-    wants: Any = func.coalesce(wanted.c.ids, none, type_=id_array)
-    holds: Any = func.coalesce(held.c.ids, none, type_=id_array)
-    diff = (
-        select(
-            func.coalesce(wanted.c.profile_id, held.c.profile_id).label("profile_id"),
-            wants.label("wanted"),
-            holds.label("held"),
-            held.c.row_ids,
-        )
-        .select_from(wanted.join(held, held.c.profile_id == wanted.c.profile_id, full=True))
-        .where(~(wants.contains(holds) & holds.contains(wants)))  # not the same set
-        .cte("diff")
-        .prefix_with("MATERIALIZED")
-    )
-    # Leavers come from the few differing customers' arrays and are deleted by primary
-    # key (`id = ANY(ARRAY(…))`: index look-ups whatever the planner guesses of their number).
-    leaving = select(
-        diff.c.wanted,
-        func.unnest(diff.c.held).label("segment_id"),
-        func.unnest(diff.c.row_ids).label("row_id"),
-    ).subquery("leaving")
-    leaver_rows = select(leaving.c.row_id).where(leaving.c.segment_id != all_(leaving.c.wanted))
-    gone = (
-        delete(SegmentMembership)
-        .where(SegmentMembership.id == any_(func.array(leaver_rows.scalar_subquery())))
-        .returning(SegmentMembership.segment_id, SegmentMembership.profile_id)
-        .cte("gone")
-    )
-    candidates = select(
-        diff.c.profile_id,
-        diff.c.held,
-        func.unnest(diff.c.wanted).label("segment_id"),
-    ).subquery("candidates")
-    came = (
-        insert(SegmentMembership)
-        .from_select(
-            ["installation_id", "segment_id", "profile_id", "since"],
-            select(
-                literal(installation_id),
-                candidates.c.segment_id,
-                candidates.c.profile_id,
-                literal(now, SegmentMembership.since.type),
-            ).where(candidates.c.segment_id != all_(candidates.c.held)),
-        )
-        .returning(SegmentMembership.segment_id, SegmentMembership.profile_id)
-        .cte("came")
-    )
-    members = select(func.unnest(wanted.c.ids).label("segment_id")).subquery("members")
-    report = union_all(
-        select(literal(0).label("kind"), came.c.segment_id, came.c.profile_id),
-        select(literal(1), gone.c.segment_id, gone.c.profile_id),
-        select(literal(2), members.c.segment_id, func.count()).group_by(members.c.segment_id),
-    )
-    # Rules with order conditions become hashed sub-plans only if they fit in memory.
-    await session.execute(text("SET LOCAL work_mem = '256MB'"))
-    try:
-        rows = (await session.execute(report)).all()
-    finally:
-        await session.execute(text("SET LOCAL work_mem = DEFAULT"))
-    entered = [(r[1], r[2]) for r in rows if r[0] == 0]
-    left = [(r[1], r[2]) for r in rows if r[0] == 1]
-    counts = {r[1]: r[2] for r in rows if r[0] == 2}
-    return entered, left, counts
 
 
 async def _diff_through_temporary_table(

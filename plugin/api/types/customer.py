@@ -14,7 +14,7 @@ from plugin.api import permissions
 from plugin.api.context import Info
 from plugin.api.fields import field as api_field
 from plugin.api.ids import to_global_id
-from plugin.api.loaders import ORDER_SORT, TIMELINE_SORT
+from plugin.api.loaders import MESSAGE_SORT, ORDER_SORT, SHIPMENT_SORT, TIMELINE_SORT
 from plugin.api.pagination import (
     DEFAULT_PAGE_SIZE,
     Connection,
@@ -24,7 +24,9 @@ from plugin.api.pagination import (
 )
 from plugin.api.types.commerce import Checkout, Order
 from plugin.api.types.common import Money, Source
+from plugin.api.types.messaging import Message
 from plugin.api.types.timeline import Note, TimelineItem
+from plugin.api.types.tracking import Shipment
 from plugin.predictions.explain import explain as explain_prediction
 from plugin.profiles.models import ConsentState, Identity, IdentityKind, Profile
 from plugin.segments.evaluate import explain
@@ -260,6 +262,42 @@ class Customer:
         limit = page_size(first)
         rows = await info.context.loaders.checkouts.load((self.profile.id, limit, None))
         return [Checkout.of(c) for c in rows]
+
+    @api_field(
+        "Parcels sent to the customer with their tracking status, newest first. "
+        "Needs MANAGE_ORDERS."
+    )
+    async def shipments(
+        self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None
+    ) -> Connection[Shipment]:
+        info.context.require(*permissions.ORDERS)
+        limit = page_size(first)
+        if after is not None:
+            SHIPMENT_SORT.after(after)  # a bad cursor fails here, not inside the batch
+        rows = await info.context.loaders.shipments.load((self.profile.id, limit + 1, after))
+        return connection(
+            [(encode_cursor(s.shipped_at, s.id), Shipment.of(s)) for s in rows],
+            limit=limit,
+            after=after,
+        )
+
+    @api_field(
+        "Messages sent, scheduled or skipped for the customer (e-mail, SMS), newest "
+        "first, with opens, clicks and the reason a message did not go out."
+    )
+    async def messages(
+        self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None
+    ) -> Connection[Message]:
+        info.context.require(*permissions.CUSTOMERS)
+        limit = page_size(first)
+        if after is not None:
+            MESSAGE_SORT.after(after)
+        rows = await info.context.loaders.messages.load((self.profile.id, limit + 1, after))
+        return connection(
+            [(encode_cursor(m.created_at, m.id), Message.of(m)) for m in rows],
+            limit=limit,
+            after=after,
+        )
 
     @api_field(
         "Newest first. Order and checkout events need MANAGE_ORDERS and "

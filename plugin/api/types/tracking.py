@@ -6,7 +6,6 @@ import enum
 from datetime import datetime
 
 import strawberry
-from sqlalchemy import select
 
 from plugin.api.context import Info
 from plugin.api.fields import field as api_field
@@ -91,11 +90,7 @@ class Shipment:
 
     @api_field("Oldest first.")
     async def checkpoints(self, info: Info) -> list[ShipmentCheckpoint]:
-        rows = await info.context.scalars(
-            select(tracking_models.Checkpoint)
-            .where(tracking_models.Checkpoint.shipment_id == self.pk)
-            .order_by(tracking_models.Checkpoint.occurred_at, tracking_models.Checkpoint.id)
-        )
+        rows = await info.context.loaders.checkpoints.load(self.pk)
         return [
             ShipmentCheckpoint(
                 occurred_at=row.occurred_at,
