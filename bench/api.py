@@ -5,7 +5,7 @@ serves the real app with uvicorn on loopback, signs dashboard tokens with a loca
 whose JWKS is stored on the installation, and measures over HTTP, in one run:
 - baseline: a trivial query (`{ viewer { email } }`: HTTP, token check, GraphQL);
 - the customer card (profile, segments with why, 20 orders with lines, checkouts,
-  20 timeline items, notes) for random customers;
+  20 timeline items, notes, messages, parcels with their checkpoints) for random customers;
 - a 100-row customer list page (several sort orders, following cursors).
 
 Goals (issue #4 §3): card p95 ≤ 20 ms, list page p95 ≤ 100 ms. Prints one JSON line:
@@ -57,6 +57,8 @@ query Card($id: ID!) {
     checkouts { id state total { amount } }
     timeline(first: 20) { edges { node { kind summary occurredAt } } }
     notes { text }
+    messages(first: 10) { edges { node { subject state sentAt } } }
+    shipments(first: 10) { edges { node { trackingNumber status checkpoints { status } } } }
   }
 }
 """
@@ -113,6 +115,31 @@ SELECT $1, profile_id, placed_at, 'order_created', 'order', saleor_id,
     'Order #' || number || ' placed', 'order:' || saleor_id, now()
 FROM orders WHERE installation_id = $1;
 """
+# A parcel with two checkpoints for every other order, two e-mails for every other customer.
+SHIPMENTS = """
+INSERT INTO shipments (installation_id, fulfillment_saleor_id, order_saleor_id, order_number,
+    profile_id, tracking_number, carrier, carrier_source, status, shipped_at, status_changed_at,
+    had_exception, quiet, poll_failures, alerts_pending, source_updated_at)
+SELECT $1, 'f' || id, saleor_id, number, profile_id, 'TRK' || id, 'manual', 'staff',
+    'InTransit', placed_at + interval '1 day', placed_at + interval '2 days', false, false, 0,
+    false, placed_at + interval '1 day'
+FROM orders WHERE installation_id = $1 AND id % 2 = 0;
+"""
+CHECKPOINTS = """
+INSERT INTO shipment_checkpoints (installation_id, shipment_id, occurred_at, status, message,
+    fingerprint)
+SELECT $1, s.id, s.shipped_at + step * interval '1 hour',
+    (ARRAY['InfoReceived', 'InTransit'])[step + 1], 'checkpoint ' || step, s.id || ':' || step
+FROM shipments AS s CROSS JOIN generate_series(0, 1) AS step WHERE s.installation_id = $1;
+"""
+MESSAGES = """
+INSERT INTO messages (installation_id, idempotency_key, profile_id, channel, marketing, topic,
+    template_key, recipient, subject, status, attempts, created_at, sent_at)
+SELECT $1, 'bench:' || p.id || ':' || n, p.id, 'EMAIL', true, 'offers', 'win_back', p.email,
+    'We miss you', 'SENT', 1, now() - n * interval '1 day', now() - n * interval '1 day'
+FROM profiles AS p CROSS JOIN generate_series(1, 2) AS n
+WHERE p.installation_id = $1 AND p.id % 2 = 0;
+"""
 # Orders, the profiles' figures and open carts are made as for the segments bench.
 AGGREGATES, CHECKOUTS = segments_bench.AGGREGATES, segments_bench.CHECKOUTS
 
@@ -166,6 +193,9 @@ async def generate(db_url: str, profiles: int, orders: int, jwks: dict[str, Any]
             ("timeline", TIMELINE, ()),
             ("aggregates", AGGREGATES, ()),
             ("checkouts", CHECKOUTS, ()),
+            ("shipments", SHIPMENTS, ()),
+            ("checkpoints", CHECKPOINTS, ()),
+            ("messages", MESSAGES, ()),
         ):
             step(f"generating {name}")
             await conn.execute(sql, installation_id, *args)
