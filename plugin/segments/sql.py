@@ -232,6 +232,9 @@ def _condition(rule: Condition, now: datetime, dialect: str) -> Any:
         if field.is_float:
             return literal(float(value))  # type: ignore[arg-type]
         if isinstance(column.type, Integer):  # counts compare with 1.5 as well as with 2
+            if isinstance(value, Decimal) and value == value.to_integral_value():
+                # an integer parameter: no per-row conversion of the column to numeric
+                return literal(int(value), Integer)
             return literal(value, Money)
         return _bound(column, value)
 
