@@ -14,13 +14,15 @@ from plugin.db.engine import Database
 from plugin.kit.after_commit import unit_of_work
 from plugin.profiles.models import ConsentState, Identity, IdentityKind, Profile, ProfileTag
 from plugin.segments.builtin import ensure_builtin_segments
+from plugin.segments.fields import FIELDS
 from plugin.segments.membership import (
     check_references,
     reevaluate_profiles,
     refresh_installation,
 )
 from plugin.segments.models import Segment, SegmentMembership
-from plugin.segments.rules import RuleError, changes_with_time, parse_rule
+from plugin.segments.rules import RuleError, TopPercent, changes_with_time, parse_rule
+from plugin.segments.thresholds import book_key, compute_many, thresholds
 from tests.conftest import new_installation
 
 
@@ -239,3 +241,36 @@ async def test_the_minute_refresh_skips_rules_only_folds_can_change(db: Database
     async with unit_of_work(db) as session:
         await refresh_installation(session, installation_id, later, dialect=db.dialect, full=True)
     assert "b1@example.com" not in await _members(db, installation_id, "regulars")
+
+
+async def test_thresholds_computed_together_equal_those_computed_one_by_one(
+    db: Database,
+) -> None:
+    """A whole-shop refresh ranks the base once per field for every percent and currency
+    (PostgreSQL); each must equal the one-rule look-up, ties and tiny bases included."""
+    installation_id = await new_installation(db)
+    async with unit_of_work(db) as session:
+        session.add_all(
+            _buyer(
+                installation_id,
+                n,
+                currency=("USD", "EUR", "GBP")[n % 3] if n % 7 else "EUR",
+                average_order_value=Decimal((n * 37) % 23),  # many ties
+                orders_count=1 + n % 4,
+                total_spent=Decimal((n * 53) % 101),
+            )
+            for n in range(1, 48)
+        )
+        session.add(_buyer(installation_id, 500, currency="JPY"))  # a base of one
+    rules = [
+        TopPercent(FIELDS[name], percent)
+        for name in ("average_order_value", "total_spent", "orders_count")
+        for percent in (1, 10, 12.5, 33.3, 50, 99, 100)
+    ]
+    async with db.session() as session:
+        together = await compute_many(session, installation_id, rules)
+        for rule in rules:
+            alone = await thresholds(session, installation_id, rule, fresh=True)
+            assert together[book_key(rule)] == alone, rule
+    assert together[("average_order_value", 50)]  # not vacuous: every currency answered
+    assert {c for c, _ in together[("total_spent", 10)]} == {"USD", "EUR", "GBP", "JPY"}

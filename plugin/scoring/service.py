@@ -36,14 +36,19 @@ class ScoreExplanation:
     factors: tuple[Factor, ...]
 
 
-async def shop_inputs(
-    session: AsyncSession, installation_id: int, *, fresh: bool = False
-) -> tuple[ScoreSettings, dict[str, Decimal]]:
+async def shop_settings(session: AsyncSession, installation_id: int) -> ScoreSettings:
     preferences = await session.scalar(
         select(Installation.preferences).where(Installation.id == installation_id)
     )
+    return settings_of(preferences)
+
+
+async def shop_inputs(
+    session: AsyncSession, installation_id: int, *, fresh: bool = False
+) -> tuple[ScoreSettings, dict[str, Decimal]]:
+    settings = await shop_settings(session, installation_id)
     medians = dict(await thresholds(session, installation_id, MEDIAN, fresh=fresh))
-    return settings_of(preferences), medians
+    return settings, medians
 
 
 async def score_profiles(
@@ -66,9 +71,15 @@ async def score_profiles(
             profile.score = new
 
 
-async def refresh_scores(session: AsyncSession, installation_id: int) -> int:
-    """Rescore every customer of the shop in one UPDATE; only changed rows are written."""
-    settings, medians = await shop_inputs(session, installation_id, fresh=True)
+async def refresh_scores(
+    session: AsyncSession, installation_id: int, *, medians: dict[str, Decimal] | None = None
+) -> int:
+    """Rescore every customer of the shop in one UPDATE; only changed rows are written.
+    `medians`: the average checks' medians when the caller has just computed them."""
+    if medians is None:
+        settings, medians = await shop_inputs(session, installation_id, fresh=True)
+    else:
+        settings = await shop_settings(session, installation_id)
     expression = score_expression(settings, medians)
     result = await session.execute(
         update(Profile)

@@ -52,7 +52,7 @@ from plugin.segments.rules import (
     segment_references,
 )
 from plugin.segments.sql import compile_rule, members_query
-from plugin.segments.thresholds import resolve
+from plugin.segments.thresholds import Book, book_key, compute_many, resolve, top_percents
 from plugin.timeline.models import TimelineEntry
 from plugin.timeline.service import record
 
@@ -89,10 +89,11 @@ class Changes:
 
 
 async def _segments(
-    session: AsyncSession, installation_id: int, *, fresh: bool = False
+    session: AsyncSession, installation_id: int, *, known: Book | None = None
 ) -> list[tuple[Segment, Rule]]:
     """Every segment of the shop with its rule ready to run, a segment after the segments
-    its rule refers to (`in_segment`), so one pass sees them already updated."""
+    its rule refers to (`in_segment`), so one pass sees them already updated.
+    `known`: thresholds just computed (the rest are computed afresh)."""
     segments = list(
         await session.scalars(
             select(Segment).where(Segment.installation_id == installation_id).order_by(Segment.id)
@@ -100,7 +101,10 @@ async def _segments(
     )
     rules = usable_rules(segments)
     return [
-        (segment, await resolve(session, installation_id, rules[segment.key], fresh=fresh))
+        (
+            segment,
+            await resolve(session, installation_id, rules[segment.key], fresh=True, known=known),
+        )
         for segment in dependency_order(segments, rules)
     ]
 
@@ -399,9 +403,16 @@ async def refresh_installation(
         # takes seconds: longer than these statements run without it.
         await session.execute(text("SET LOCAL jit = off"))
     await refresh_rfm(session, installation_id, now)
-    await scoring.refresh_scores(session, installation_id)
     await ensure_source_segments(session, installation_id)
-    segments = await _segments(session, installation_id, fresh=True)
+    # Every whole-base threshold (the score's median check, each "top N %") at once.
+    rows = list(
+        await session.scalars(select(Segment).where(Segment.installation_id == installation_id))
+    )
+    tops = [top for rule in usable_rules(rows).values() for top in top_percents(rule)]
+    known = await compute_many(session, installation_id, [scoring.MEDIAN, *tops])
+    medians = dict(known[book_key(scoring.MEDIAN)])
+    await scoring.refresh_scores(session, installation_id, medians=medians)
+    segments = await _segments(session, installation_id, known=known)
     if full is None:
         stale = now - timedelta(seconds=FULL_REFRESH_SECONDS)
         full = any(s.refreshed_at is None or s.refreshed_at < stale for s, _ in segments)

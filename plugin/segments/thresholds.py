@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import replace
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Numeric, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plugin.profiles.models import Profile
@@ -26,22 +28,120 @@ THRESHOLD_TTL_SECONDS = 120.0
 # every order (its first buyer is its top 10 %): always computed afresh.
 CACHE_FROM_BUYERS = 1000
 _Key = tuple[int, str, float]
+# (field name, percent) → thresholds, as `thresholds` returns them
+Book = dict[tuple[str, float], tuple[tuple[str, Decimal], ...]]
 _cache: dict[_Key, tuple[float, tuple[tuple[str, Decimal], ...]]] = {}
 
 
 async def resolve(
-    session: AsyncSession, installation_id: int, rule: Rule, *, fresh: bool = False
+    session: AsyncSession,
+    installation_id: int,
+    rule: Rule,
+    *,
+    fresh: bool = False,
+    known: Book | None = None,
 ) -> Rule:
-    """The rule with every `top_percent` carrying its current thresholds."""
+    """The rule with every `top_percent` carrying its current thresholds (taken from
+    `known` when it has them: a whole-shop refresh computes them all at once)."""
+
+    async def again(inner: Rule) -> Rule:
+        return await resolve(session, installation_id, inner, fresh=fresh, known=known)
+
     if isinstance(rule, AllOf | AnyOf):
-        parts = tuple([await resolve(session, installation_id, r, fresh=fresh) for r in rule.rules])
+        parts = tuple([await again(r) for r in rule.rules])
         return AllOf(parts) if isinstance(rule, AllOf) else AnyOf(parts)
     if isinstance(rule, Not):
-        return Not(await resolve(session, installation_id, rule.rule, fresh=fresh))
+        return Not(await again(rule.rule))
     if isinstance(rule, TopPercent):
+        if known is not None and book_key(rule) in known:
+            return replace(rule, thresholds=known[book_key(rule)])
         found = await thresholds(session, installation_id, rule, fresh=fresh)
         return replace(rule, thresholds=found)
     return rule
+
+
+def top_percents(rule: Rule) -> list[TopPercent]:
+    """Every `top_percent` inside the rule."""
+    if isinstance(rule, AllOf | AnyOf):
+        return [found for r in rule.rules for found in top_percents(r)]
+    if isinstance(rule, Not):
+        return top_percents(rule.rule)
+    return [rule] if isinstance(rule, TopPercent) else []
+
+
+def book_key(rule: TopPercent) -> tuple[str, float]:
+    return (rule.field.name, rule.percent)
+
+
+def _position(buyers: int, percent: float) -> int:
+    """1-based rank, from the top, of the smallest value inside the top `percent` %:
+    ceil(buyers × percent / 100) in exact decimal arithmetic (as the SQL computes it)."""
+    return max(1, math.ceil(Decimal(buyers) * Decimal(str(percent)) / 100))
+
+
+async def compute_many(
+    session: AsyncSession, installation_id: int, rules: Iterable[TopPercent]
+) -> Book:
+    """The thresholds of many `top_percent` rules, fresh. On PostgreSQL one ranked scan
+    per field answers every percent of that field and every currency; elsewhere each
+    rule is looked up on its own. Large shops' results go to the cache the folds read."""
+    wanted: dict[str, list[TopPercent]] = {}
+    for rule in rules:
+        wanted.setdefault(rule.field.name, []).append(rule)
+    book: Book = {}
+    for same_field in wanted.values():
+        if session.get_bind().dialect.name != "postgresql":
+            for rule in same_field:
+                book[book_key(rule)] = await thresholds(session, installation_id, rule, fresh=True)
+            continue
+        book.update(await _ranked_scan(session, installation_id, same_field))
+    return book
+
+
+async def _ranked_scan(
+    session: AsyncSession, installation_id: int, rules: list[TopPercent]
+) -> Book:
+    field = rules[0].field
+    column = getattr(Profile, field.column)
+    per_currency = field.kind is FieldKind.MONEY
+    group: Any = Profile.currency if per_currency else literal("")
+    conditions = [Profile.installation_id == installation_id, Profile.orders_count > 0]
+    if per_currency:
+        conditions.append(Profile.currency.is_not(None))
+    ranked = (
+        select(
+            group.label("grp"),
+            column.label("value"),
+            func.row_number().over(partition_by=group, order_by=column.desc()).label("rank"),
+            func.count().over(partition_by=group).label("buyers"),
+        )
+        .where(*conditions)
+        .subquery()
+    )
+    percents = sorted({Decimal(str(rule.percent)) for rule in rules})
+    positions = [
+        func.greatest(1, func.ceil(ranked.c.buyers * literal(p, Numeric()) / 100)) for p in percents
+    ]
+    rows = (
+        await session.execute(
+            select(ranked.c.grp, ranked.c.rank, ranked.c.value, ranked.c.buyers).where(
+                or_(*(ranked.c.rank == position for position in positions))
+            )
+        )
+    ).all()
+    at: dict[tuple[str, int], Decimal] = {(str(r[0]), int(r[1])): Decimal(r[2]) for r in rows}
+    buyers = {str(r[0]): int(r[3]) for r in rows}
+    book: Book = {}
+    for rule in rules:
+        found = tuple(
+            (currency, at[(currency, _position(count, rule.percent))])
+            for currency, count in sorted(buyers.items())
+            if (currency, _position(count, rule.percent)) in at
+        )
+        book[book_key(rule)] = found
+        if sum(buyers.values()) >= CACHE_FROM_BUYERS:
+            _cache[(installation_id, rule.field.name, rule.percent)] = (time.monotonic(), found)
+    return book
 
 
 def needs_resolving(rule: Rule) -> bool:
@@ -80,7 +180,7 @@ async def thresholds(
     for currency, count in groups:
         if count == 0:
             continue
-        inside = max(1, math.ceil(count * rule.percent / 100))
+        inside = _position(count, rule.percent)
         query = (
             select(column)
             .where(Profile.installation_id == installation_id, Profile.orders_count > 0)
