@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import case, func, literal, or_, select, type_coerce, update
+from sqlalchemy import and_, case, func, literal, or_, select, type_coerce, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -62,6 +62,10 @@ def cell_name(recency: int, frequency: int) -> str:
     raise ValueError(f"no RFM cell for {key}")
 
 
+# (buyers, their average total spent) of one currency
+Census = tuple[int, Any]
+
+
 @dataclass(frozen=True)
 class Boundaries:
     recency_days: tuple[float, ...]
@@ -87,15 +91,45 @@ def _quantile(worst_first: list[Any], q: float) -> Any:
 
 
 async def compute_boundaries(
-    session: AsyncSession, installation_id: int, currency: str, now: datetime
+    session: AsyncSession,
+    installation_id: int,
+    currency: str,
+    now: datetime,
+    *,
+    census: Census | None = None,
 ) -> Boundaries:
     """The shop's boundaries for one currency: quantiles computed in the database, where
-    the merchant did not set a dimension by hand."""
+    the merchant did not set a dimension by hand. `census`: the currency's buyers and
+    average spend when the caller has counted them already."""
     preferences = await session.scalar(
         select(Installation.preferences).where(Installation.id == installation_id)
     )
-    computed = await _computed_boundaries(session, installation_id, currency, now)
+    computed = await _computed_boundaries(session, installation_id, currency, now, census)
     return _overridden(computed, rfm_settings_of(preferences), currency)
+
+
+def _buyers_filter(installation_id: int) -> tuple[Any, ...]:
+    return (
+        Profile.installation_id == installation_id,
+        Profile.orders_count > 0,
+        Profile.last_order_at.is_not(None),
+    )
+
+
+async def shop_census(session: AsyncSession, installation_id: int) -> dict[str, Census]:
+    """Every currency the shop's customers have, with its buyers and their average spend,
+    in one scan."""
+    buying = and_(*_buyers_filter(installation_id)[1:])
+    rows = await session.execute(
+        select(
+            Profile.currency,
+            func.count(Profile.id).filter(buying),
+            func.avg(Profile.total_spent).filter(buying),
+        )
+        .where(Profile.installation_id == installation_id, Profile.currency.is_not(None))
+        .group_by(Profile.currency)
+    )
+    return {str(c): (int(n), a) for c, n, a in rows if c}
 
 
 def _overridden(boundaries: Boundaries, settings: RfmSettings, currency: str) -> Boundaries:
@@ -108,19 +142,20 @@ def _overridden(boundaries: Boundaries, settings: RfmSettings, currency: str) ->
 
 
 async def _computed_boundaries(
-    session: AsyncSession, installation_id: int, currency: str, now: datetime
+    session: AsyncSession,
+    installation_id: int,
+    currency: str,
+    now: datetime,
+    census: Census | None = None,
 ) -> Boundaries:
-    buyers_filter = (
-        Profile.installation_id == installation_id,
-        Profile.currency == currency,
-        Profile.orders_count > 0,
-        Profile.last_order_at.is_not(None),
-    )
-    buyers, average = (
-        await session.execute(
-            select(func.count(Profile.id), func.avg(Profile.total_spent)).where(*buyers_filter)
-        )
-    ).one()
+    buyers_filter = (*_buyers_filter(installation_id), Profile.currency == currency)
+    if census is None:
+        census = (
+            await session.execute(
+                select(func.count(Profile.id), func.avg(Profile.total_spent)).where(*buyers_filter)
+            )
+        ).one()
+    buyers, average = census
     if buyers < SMALL_BASE:
         mean = Decimal(str(average or 0))
         return Boundaries(
@@ -266,18 +301,11 @@ async def score_profiles(
 async def refresh_rfm(session: AsyncSession, installation_id: int, now: datetime) -> int:
     """Recompute the boundaries of every currency and rescore every customer in the
     database; returns how many rows changed (only those are written)."""
-    currencies = [
-        currency
-        for currency in await session.scalars(
-            select(Profile.currency)
-            .where(Profile.installation_id == installation_id, Profile.currency.is_not(None))
-            .distinct()
-        )
-        if currency
-    ]
     changed = 0
-    for currency in currencies:
-        boundaries = await compute_boundaries(session, installation_id, currency, now)
+    for currency, census in sorted((await shop_census(session, installation_id)).items()):
+        boundaries = await compute_boundaries(
+            session, installation_id, currency, now, census=census
+        )
         await store_boundaries(session, installation_id, currency, boundaries, now)
         changed += await _rescore(session, installation_id, currency, boundaries, now)
     cleared = await session.execute(
