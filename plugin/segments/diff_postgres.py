@@ -30,6 +30,8 @@ from plugin.segments.sql import OrderCounts, compile_rule
 
 # Bits per statement: a signed 64-bit integer holds 62 of them with room to spare.
 SEGMENTS_PER_MASK = 62
+# Memory for the hashes and sorts of whole-base statements (a transaction-local setting).
+WORK_MEM = "256MB"
 Pairs = list[tuple[int, int]]  # (segment id, profile id)
 
 _DELETE = text(
@@ -57,7 +59,8 @@ async def diff_with_masks(
     counts: dict[int, int] = {}
     items = sorted(items, key=lambda item: item[0].id)
     # Rules with order conditions become hashed sub-plans only if they fit in memory.
-    await session.execute(text("SET LOCAL work_mem = '256MB'"))
+    previous = await session.scalar(text("SELECT current_setting('work_mem')"))
+    await session.execute(text("SELECT set_config('work_mem', :size, true)"), {"size": WORK_MEM})
     try:
         for start in range(0, len(items), SEGMENTS_PER_MASK):
             chunk = items[start : start + SEGMENTS_PER_MASK]
@@ -66,7 +69,9 @@ async def diff_with_masks(
             left += gone
             counts.update(chunk_counts)
     finally:
-        await session.execute(text("SET LOCAL work_mem = DEFAULT"))
+        await session.execute(
+            text("SELECT set_config('work_mem', :size, true)"), {"size": previous}
+        )
     return entered, left, counts
 
 

@@ -40,7 +40,7 @@ from plugin.segments.catalog import (
     segments_for_fold,
     usable_rules,
 )
-from plugin.segments.diff_postgres import diff_with_masks
+from plugin.segments.diff_postgres import WORK_MEM, diff_with_masks
 from plugin.segments.evaluate import matches
 from plugin.segments.facts import load_facts_by_id
 from plugin.segments.models import Segment, SegmentDailyCount, SegmentMembership
@@ -402,6 +402,10 @@ async def refresh_installation(
         # Whole-base statements have cost estimates that trigger JIT compilation, which
         # takes seconds: longer than these statements run without it.
         await session.execute(text("SET LOCAL jit = off"))
+        # The quantiles and the ranked thresholds sort the whole base: in memory.
+        await session.execute(
+            text("SELECT set_config('work_mem', :size, true)"), {"size": WORK_MEM}
+        )
     await refresh_rfm(session, installation_id, now)
     await ensure_source_segments(session, installation_id)
     # Every whole-base threshold (the score's median check, each "top N %") at once.

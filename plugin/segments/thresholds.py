@@ -14,9 +14,9 @@ import time
 from collections.abc import Iterable
 from dataclasses import replace
 from decimal import Decimal
-from typing import Any
 
-from sqlalchemy import Numeric, func, literal, or_, select
+from sqlalchemy import func, select, type_coerce
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plugin.profiles.models import Profile
@@ -82,9 +82,9 @@ def _position(buyers: int, percent: float) -> int:
 async def compute_many(
     session: AsyncSession, installation_id: int, rules: Iterable[TopPercent]
 ) -> Book:
-    """The thresholds of many `top_percent` rules, fresh. On PostgreSQL one ranked scan
-    per field answers every percent of that field and every currency; elsewhere each
-    rule is looked up on its own. Large shops' results go to the cache the folds read."""
+    """The thresholds of many `top_percent` rules, fresh. On PostgreSQL one sort per field
+    and currency answers every percent of that field; elsewhere each rule is looked up
+    on its own. Large shops' results go to the cache the folds read."""
     wanted: dict[str, list[TopPercent]] = {}
     for rule in rules:
         wanted.setdefault(rule.field.name, []).append(rule)
@@ -101,36 +101,40 @@ async def compute_many(
 async def _ranked_scan(
     session: AsyncSession, installation_id: int, rules: list[TopPercent]
 ) -> Book:
+    """Buyers per currency, then per currency one sort (`percentile_disc`) for every
+    percent. Each position k is asked for as the fraction (k − ½)/n, whose
+    ceil(fraction × n) is k whatever the floating-point rounding."""
     field = rules[0].field
     column = getattr(Profile, field.column)
     per_currency = field.kind is FieldKind.MONEY
-    group: Any = Profile.currency if per_currency else literal("")
     conditions = [Profile.installation_id == installation_id, Profile.orders_count > 0]
     if per_currency:
-        conditions.append(Profile.currency.is_not(None))
-    ranked = (
-        select(
-            group.label("grp"),
-            column.label("value"),
-            func.row_number().over(partition_by=group, order_by=column.desc()).label("rank"),
-            func.count().over(partition_by=group).label("buyers"),
+        rows = await session.execute(
+            select(Profile.currency, func.count())
+            .where(*conditions, Profile.currency.is_not(None))
+            .group_by(Profile.currency)
         )
-        .where(*conditions)
-        .subquery()
-    )
-    percents = sorted({Decimal(str(rule.percent)) for rule in rules})
-    positions = [
-        func.greatest(1, func.ceil(ranked.c.buyers * literal(p, Numeric()) / 100)) for p in percents
-    ]
-    rows = (
-        await session.execute(
-            select(ranked.c.grp, ranked.c.rank, ranked.c.value, ranked.c.buyers).where(
-                or_(*(ranked.c.rank == position for position in positions))
-            )
+        buyers = {str(currency): int(count) for currency, count in rows}
+    else:
+        buyers = {"": int(await session.scalar(select(func.count()).where(*conditions)) or 0)}
+    at: dict[tuple[str, int], Decimal] = {}
+    for currency, count in sorted(buyers.items()):
+        if count == 0:
+            continue
+        ranks = sorted({_position(count, rule.percent) for rule in rules})
+        fractions = [(k - 0.5) / count for k in ranks]
+        where = [*conditions, Profile.currency == currency] if per_currency else conditions
+        values = await session.scalar(
+            select(
+                type_coerce(
+                    func.percentile_disc(postgresql.array(fractions)).within_group(column.desc()),
+                    postgresql.ARRAY(column.type),
+                )
+            ).where(*where)
         )
-    ).all()
-    at: dict[tuple[str, int], Decimal] = {(str(r[0]), int(r[1])): Decimal(r[2]) for r in rows}
-    buyers = {str(r[0]): int(r[3]) for r in rows}
+        for k, value in zip(ranks, values or [], strict=False):
+            if value is not None:
+                at[(currency, k)] = Decimal(value)
     book: Book = {}
     for rule in rules:
         found = tuple(
