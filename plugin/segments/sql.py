@@ -61,6 +61,7 @@ class OrderCounts:
     def __init__(self, installation_id: int) -> None:
         self.installation_id = installation_id
         self._columns: list[Any] = []  # count(*) FILTER (WHERE …) AS nK
+        self._conditions: list[ColumnElement[bool]] = []
 
     def __bool__(self) -> bool:
         return bool(self._columns)
@@ -70,12 +71,15 @@ class OrderCounts:
         label = f"n{len(self._columns)}"
         condition = and_(*filters) if filters else true()
         self._columns.append(func.count().filter(condition).label(label))
+        self._conditions.append(condition)
         return func.coalesce(literal_column(f"{self.NAME}.{label}", Integer), 0)
 
     def subquery(self) -> Any:
+        """Only orders that some condition counts are grouped ("with a voucher": a few),
+        so the aggregate and its join stay as small as the conditions allow."""
         return (
             select(Order.profile_id.label("profile_id"), *self._columns)
-            .where(*_placed_orders(self.installation_id))
+            .where(*_placed_orders(self.installation_id), or_(*self._conditions))
             .group_by(Order.profile_id)
             .subquery(self.NAME)
         )
