@@ -5,19 +5,27 @@ from __future__ import annotations
 import enum
 import json
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import strawberry
+from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
 from plugin.api import permissions
 from plugin.api.context import Info
 from plugin.api.fields import field as api_field
 from plugin.api.ids import to_global_id
-from plugin.api.loaders import MESSAGE_SORT, ORDER_SORT, SHIPMENT_SORT, TIMELINE_SORT
+from plugin.api.loaders import (
+    MESSAGE_SORT,
+    ORDER_SORT,
+    SHIPMENT_SORT,
+    TIMELINE_SORT,
+    PageKey,
+)
 from plugin.api.pagination import (
     DEFAULT_PAGE_SIZE,
     Connection,
+    SortKey,
     connection,
     encode_cursor,
     page_size,
@@ -102,6 +110,22 @@ class ScoreFactor:
     value: float = strawberry.field(description="The customer's value of the factor, 0–1.")
     weight: float = strawberry.field(description="Its share of the score, 0–1.")
     points: float = strawberry.field(description="value × weight × 100: what it adds.")
+
+
+T = TypeVar("T")
+
+
+async def _page(
+    loader: DataLoader[PageKey, list[T]],
+    profile_id: int,
+    first: int | None,
+    after: str | None,
+    sort: SortKey,
+) -> list[T]:
+    """One more row than the page holds (it tells whether another page follows)."""
+    if after is not None:
+        sort.after(after)  # a bad cursor fails here, not inside the batch
+    return await loader.load((profile_id, page_size(first) + 1, after))
 
 
 @strawberry.type
@@ -246,13 +270,10 @@ class Customer:
         self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None
     ) -> Connection[Order]:
         info.context.require(*permissions.ORDERS)
-        limit = page_size(first)
-        if after is not None:
-            ORDER_SORT.after(after)  # a bad cursor fails here, not inside the batch
-        rows = await info.context.loaders.orders.load((self.profile.id, limit + 1, after))
+        rows = await _page(info.context.loaders.orders, self.profile.id, first, after, ORDER_SORT)
         return connection(
             [(encode_cursor(o.placed_at, o.id), Order.of(o)) for o in rows],
-            limit=limit,
+            limit=page_size(first),
             after=after,
         )
 
@@ -271,13 +292,11 @@ class Customer:
         self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None
     ) -> Connection[Shipment]:
         info.context.require(*permissions.ORDERS)
-        limit = page_size(first)
-        if after is not None:
-            SHIPMENT_SORT.after(after)  # a bad cursor fails here, not inside the batch
-        rows = await info.context.loaders.shipments.load((self.profile.id, limit + 1, after))
+        loader = info.context.loaders.shipments
+        rows = await _page(loader, self.profile.id, first, after, SHIPMENT_SORT)
         return connection(
             [(encode_cursor(s.shipped_at, s.id), Shipment.of(s)) for s in rows],
-            limit=limit,
+            limit=page_size(first),
             after=after,
         )
 
@@ -289,13 +308,11 @@ class Customer:
         self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None
     ) -> Connection[Message]:
         info.context.require(*permissions.CUSTOMERS)
-        limit = page_size(first)
-        if after is not None:
-            MESSAGE_SORT.after(after)
-        rows = await info.context.loaders.messages.load((self.profile.id, limit + 1, after))
+        loader = info.context.loaders.messages
+        rows = await _page(loader, self.profile.id, first, after, MESSAGE_SORT)
         return connection(
             [(encode_cursor(m.created_at, m.id), Message.of(m)) for m in rows],
-            limit=limit,
+            limit=page_size(first),
             after=after,
         )
 
