@@ -409,3 +409,43 @@ async def test_segments_preview_and_members(
     )
     assert bad.codes == ["INVALID_INPUT"]
     assert bad.body["errors"][0]["extensions"]["rulePath"].startswith("$")
+
+
+async def test_messages_and_parcels_page_with_cursors(
+    app_server: RunningApp, saleor: Any, installation_id: int, db: Database
+) -> None:
+    pk = await seed_customer(db, installation_id, "pages@example.com", messages=12, shipments=3)
+    query = """
+    query($id: ID!, $m: String, $s: String) { customer(id: $id) {
+      messages(first: 5, after: $m) { pageInfo { hasNextPage endCursor } nodes { subject } }
+      shipments(first: 2, after: $s) { pageInfo { hasNextPage endCursor }
+        nodes { trackingNumber } }
+    } }
+    """
+    subjects: list[str] = []
+    parcels: list[str] = []
+    cursors: dict[str, str | None] = {"m": None, "s": None}
+    for _ in range(3):
+        answer = await gql(
+            app_server,
+            query,
+            {"id": to_global_id("Customer", pk), **cursors},
+            staff_headers(saleor),
+        )
+        assert "errors" not in answer.body, answer.body
+        card = answer.data["customer"]
+        subjects += [n["subject"] for n in card["messages"]["nodes"]]
+        parcels += [n["trackingNumber"] for n in card["shipments"]["nodes"]]
+        cursors = {
+            "m": card["messages"]["pageInfo"]["endCursor"],
+            "s": card["shipments"]["pageInfo"]["endCursor"],
+        }
+    assert subjects == [f"We miss you {n}" for n in range(12)]  # newest first, none twice
+    assert parcels == [f"TRACK{pk}X{n}" for n in range(3)]
+    bad = await gql(
+        app_server,
+        'query($id: ID!) { customer(id: $id) { messages(after: "nonsense") { nodes { id } } } }',
+        {"id": to_global_id("Customer", pk)},
+        staff_headers(saleor),
+    )
+    assert bad.body["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
