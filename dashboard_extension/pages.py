@@ -1,7 +1,6 @@
 """Every page the dashboard can open: its shell URL, fragment view, title and navigation.
 
-Other features add their pages here (flows, templates, message stats, deliveries,
-import progress): one `Page`, one view in `views/`, one template in
+A feature adds its pages here: one `Page`, one view in `views/`, one template in
 `templates/fragments/`; the navigation shows every page with a `nav` label.
 """
 
@@ -10,7 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from dashboard_extension.views import View, customers, orders, overview, segments, tokens
+from dashboard_extension.views import (
+    View,
+    customers,
+    deliveries,
+    flows,
+    imports,
+    orders,
+    overview,
+    segments,
+    templates,
+    tokens,
+)
 
 Kind = Literal["app", "popup", "widget"]
 
@@ -35,6 +45,29 @@ PAGES: tuple[Page, ...] = (
     Page("/dashboard/app/segments/new", "segment_builder", "New segment", section="segments"),
     Page("/dashboard/app/segments/edit", "segment_builder", "Edit segment", section="segments"),
     Page("/dashboard/app/segments/members", "segment_members", "Segment", section="segments"),
+    Page("/dashboard/app/flows", "flows", "Mailing flows", nav="Flows", section="flows"),
+    Page("/dashboard/app/flows/new", "flow_editor", "New flow", section="flows"),
+    Page("/dashboard/app/flows/edit", "flow_editor", "Edit flow", section="flows"),
+    Page(
+        "/dashboard/app/templates", "templates", "Templates", nav="Templates", section="templates"
+    ),
+    Page("/dashboard/app/templates/new", "template_editor", "New template", section="templates"),
+    Page("/dashboard/app/templates/edit", "template_editor", "Template", section="templates"),
+    Page(
+        "/dashboard/app/messages",
+        "flow_stats",
+        "Message stats",
+        nav="Message stats",
+        section="messages",
+    ),
+    Page(
+        "/dashboard/app/deliveries",
+        "deliveries",
+        "Deliveries",
+        nav="Deliveries",
+        section="deliveries",
+    ),
+    Page("/dashboard/app/import", "import_progress", "Import", nav="Import", section="import"),
     Page("/dashboard/app/tokens", "tokens", "API tokens", nav="API tokens", section="tokens"),
     # Extensions mounted in Saleor's own pages (manifest `extensions`).
     Page("/dashboard/app/extensions/customer-widget", "customer_widget", "CRM", kind="widget"),
@@ -42,7 +75,7 @@ PAGES: tuple[Page, ...] = (
     Page("/dashboard/app/extensions/order-widget", "order_widget", "CRM buyer", kind="widget"),
 )
 
-# Fragments that are not pages of their own: the builder's live preview.
+# Fragments that are not pages of their own: the live previews (segments, templates).
 VIEWS: dict[str, View] = {
     "overview": overview.overview,
     "customers": customers.customer_list,
@@ -54,6 +87,14 @@ VIEWS: dict[str, View] = {
     "segment_members": segments.members,
     "segment_preview": segments.preview,
     "tokens": tokens.token_list,
+    "flows": flows.flow_list,
+    "flow_editor": flows.flow_editor,
+    "flow_stats": flows.flow_stats,
+    "templates": templates.template_list,
+    "template_editor": templates.template_editor,
+    "template_preview": templates.template_preview,
+    "deliveries": deliveries.delivery_list,
+    "import_progress": imports.import_progress,
 }
 
 

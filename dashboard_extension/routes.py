@@ -24,6 +24,7 @@ from dashboard_extension.formatting import FILTERS
 from dashboard_extension.framing import content_security_policy, dashboard_origins
 from dashboard_extension.graph import open_api
 from dashboard_extension.pages import PAGES, VIEWS, Page, navigation
+from dashboard_extension.preview import template_html
 from dashboard_extension.views import Call, Problem, link
 from plugin import __version__
 from plugin.context import AppContext
@@ -143,4 +144,5 @@ def routes() -> list[Route]:
         Route("/support", support),
         *pages,
         Route("/dashboard/fragments/{name}", fragment, methods=["POST"]),
+        Route("/dashboard/preview/template", template_html, methods=["POST"]),
     ]

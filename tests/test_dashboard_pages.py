@@ -4,8 +4,10 @@ valid token gets, the GraphQL documents they read through, and the SVG charts.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +15,25 @@ import httpx
 import pytest
 from graphql import OperationDefinitionNode, parse, validate
 
-from dashboard_extension.charts import cohort_heatmap, funnel_bars, rfm_grid, sparkline
+from dashboard_extension.charts import (
+    cohort_heatmap,
+    delivery_times,
+    flow_results,
+    funnel_bars,
+    rfm_grid,
+    sparkline,
+)
 from dashboard_extension.formatting import humanize, money, when
 from dashboard_extension.framing import configured_origins, content_security_policy, origin_of
 from dashboard_extension.graph import DOCUMENTS
 from dashboard_extension.pages import PAGES, VIEWS
+from dashboard_extension.views.flows import describe_step, describe_trigger
+from dashboard_extension.views.imports import duration, eta_seconds
 from plugin.api.cost import MAX_COST, operation_cost
 from plugin.api.ids import to_global_id
 from plugin.api.schema import schema
 from tests.api import ALL_PERMISSIONS, dashboard_headers, expired_headers, seed_customer
-from tests.conftest import RunningApp
+from tests.conftest import RunningApp, eventually
 from tests.simulator import SaleorSimulator
 
 HERE = Path(__file__).resolve().parents[1] / "dashboard_extension"
@@ -41,12 +52,13 @@ def _ancestors(response: httpx.Response) -> str:
 def test_every_document_is_valid_and_within_the_cost_limit() -> None:
     graphql_schema = schema._schema
     documents = sorted(DOCUMENTS.glob("*.graphql"))
-    assert len(documents) == 10
+    assert len(documents) == 16
     for path in documents:
         document = parse(path.read_text())
         assert validate(graphql_schema, document) == [], path.name
         operation = next(d for d in document.definitions if isinstance(d, OperationDefinitionNode))
-        cost = operation_cost(graphql_schema, operation, {}, {"withOrders": True})
+        flags = {"withOrders": True, "withStats": True}
+        cost = operation_cost(graphql_schema, operation, {}, flags)
         assert 0 < cost <= MAX_COST / 5, (path.name, cost)
 
 
@@ -263,3 +275,148 @@ def test_formatting_is_readable_without_javascript() -> None:
     assert humanize("FULFILLED") == "Fulfilled"
     assert humanize("order_fully_paid") == "Order fully paid"
     assert "—" in str(money(None))
+
+
+# -- mailing and operations pages ------------------------------------------------------------
+
+
+async def test_new_fragments_say_which_permission_is_missing(
+    app_server: RunningApp, saleor: Any, installation_id: int
+) -> None:
+    orders_only = dashboard_headers(saleor, user_permissions=["MANAGE_ORDERS"])
+    for name in ("flows", "templates", "template_editor", "import_progress"):
+        refused = await _fragment(app_server, name, orders_only)
+        assert refused.status_code == 403, name
+        assert "MANAGE_USERS" in refused.text, name
+    users_only = dashboard_headers(saleor, user_permissions=["MANAGE_USERS"])
+    deliveries = await _fragment(app_server, "deliveries", users_only)
+    assert deliveries.status_code == 403
+    assert "MANAGE_ORDERS" in deliveries.text
+    everything = dashboard_headers(saleor, user_permissions=ALL_PERMISSIONS)
+
+    async def presets() -> bool:  # made by the app's own tick after the install
+        listed = await _fragment(app_server, "flows", everything)
+        return 'data-flow="win-back"' in listed.text
+
+    await eventually(presets, timeout=30)
+    stats = await _fragment(app_server, "flow_stats", users_only, flow="win-back")
+    assert stats.status_code == 403
+    assert "MANAGE_ORDERS" in stats.text
+    # Reading is allowed without MANAGE_APPS; changing is not, and the page says so.
+    flows = await _fragment(app_server, "flows", users_only)
+    assert flows.status_code == 200
+    assert "data-read-only" in flows.text
+    assert "data-flow-toggle" not in flows.text
+
+
+async def test_unknown_flow_and_template_and_bad_filters(
+    app_server: RunningApp, saleor: Any, installation_id: int
+) -> None:
+    headers = dashboard_headers(saleor, user_permissions=ALL_PERMISSIONS)
+    flow = await _fragment(app_server, "flow_editor", headers, flow="nope")
+    assert flow.status_code == 404
+    assert "no flow" in flow.text
+    template = await _fragment(app_server, "template_editor", headers, template="nope")
+    assert template.status_code == 404
+    stats = await _fragment(app_server, "flow_stats", headers, flow="nope")
+    assert stats.status_code == 404
+    # Filters a person could not have picked are ignored, not a failure.
+    odd = await _fragment(app_server, "deliveries", headers, status="<x>", months="99")
+    assert odd.status_code == 200
+    assert "last 3 months" in odd.text
+    none_yet = await _fragment(app_server, "import_progress", headers)
+    assert none_yet.status_code == 200
+    assert 'data-page="import"' in none_yet.text
+
+
+async def test_template_preview_in_place_and_in_its_sandbox(
+    app_server: RunningApp,
+    saleor: Any,
+    installation_id: int,
+    db: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    pk = await seed_customer(db, installation_id, "zoe@example.com", orders=1, first_name="Zoé")
+    headers = dashboard_headers(saleor, user_permissions=ALL_PERMISSIONS)
+    html_part = '<p style="color:red">Hi {{ customer.first_name }}</p><script>alert(1)</script>'
+    contents = json.dumps({"": {"subject": "Hi {{ customer.first_name }}", "html": html_part}})
+    customer = to_global_id("Customer", pk)
+    shown = await _fragment(
+        app_server, "template_preview", headers, contents=contents, customerId=customer
+    )
+    assert shown.status_code == 200
+    assert "Hi Zoé" in shown.text
+    bad = await _fragment(
+        app_server, "template_preview", headers, contents='{"": {"subject": "{% if %}"}}'
+    )
+    assert bad.status_code == 200
+    assert "data-preview-error" in bad.text
+    broken = await _fragment(app_server, "template_preview", headers, contents="{oops")
+    assert "Not JSON" in broken.text
+
+    form = {
+        "token": headers["authorization-bearer"],
+        "saleorApiUrl": saleor.api_url,
+        "contents": contents,
+        "customerId": customer,
+    }
+    async with httpx.AsyncClient(base_url=app_server.base_url, timeout=30) as client:
+        html = await client.post("/dashboard/preview/template", data=form)
+        forged = await client.post(
+            "/dashboard/preview/template", data={**form, "token": "not-a-jwt"}
+        )
+    assert html.status_code == 200
+    assert '<p style="color:red">Hi Zoé</p>' in html.text
+    policy = html.headers["content-security-policy"]
+    assert policy.startswith("sandbox;")
+    assert "script-src" not in policy  # default-src 'none': the mail's script never runs
+    assert "style-src 'unsafe-inline'" in policy
+    assert f"frame-ancestors 'self' {saleor.origin}" in policy
+    assert html.headers["cache-control"] == "no-store"
+    assert forged.status_code == 401
+    assert "Zoé" not in forged.text
+    assert form["token"] not in caplog.text
+
+
+def test_flow_results_and_delivery_times_charts() -> None:
+    steps: list[dict[str, Any]] = [
+        {"stepIndex": 0, "variant": "A", "sent": 10, "opened": 5, "clicked": 2, "converted": 1},
+        {"stepIndex": 0, "variant": "B", "sent": 5, "opened": 5, "clicked": 0, "converted": 0},
+    ]
+    chart = str(flow_results(steps))
+    widths = re.findall(r'width="([\d.]+)" height="\d+" class="bar-sent"', chart)
+    assert [float(w) for w in widths] == [460.0, 230.0]  # scaled to the most sent
+    assert "Step 1 · B: opened 5 · 100%" in chart
+    assert "Nothing sent" in str(flow_results([]))
+    groups: list[dict[str, Any]] = [
+        {"key": "cdek", "shipments": 4, "medianDays": 2.0, "p90Days": 4.0, "exceptionShare": 0.25},
+        {"key": "manual", "shipments": 1, "medianDays": None, "p90Days": None, "exceptionShare": 0},
+    ]
+    times = str(delivery_times(groups, "By carrier"))
+    assert 'data-median="2.00"' in times
+    assert "25% exceptions" in times
+    assert "chart-bad" in times  # a quarter of the parcels: shown as a problem
+    assert "nothing delivered yet" in times
+    assert "1 parcel ·" in times
+
+
+def test_flows_and_import_in_words() -> None:
+    assert describe_trigger({"type": "no_order_for_days", "days": 90}) == "No order for 90 days"
+    assert (
+        describe_trigger({"type": "segment_entered", "segment": "vip"}) == "Segment entered “vip”"
+    )
+    assert describe_step({"type": "wait", "days": 1, "hours": 2}) == "wait 1 d 2 h"
+    assert describe_step({"type": "wait", "until": "10:00"}) == "wait until 10:00"
+    variants = {"type": "send", "variants": [{"template": "a"}, {"template": "b"}]}
+    assert describe_step(variants) == "A/B email: a | b"
+    assert duration(0.2) == "less than a second"
+    assert duration(42) == "42 s"
+    assert duration(125) == "2 min 5 s"
+    assert duration(4000) == "1 h 6 min"
+    assert duration(None) == "unknown"
+    now = datetime(2026, 11, 30, 12, 0, 10, tzinfo=UTC)
+    run = {"startedAt": "2026-11-30T12:00:00Z", "processed": 10, "total": 30, "etaSeconds": 0.5}
+    assert eta_seconds(run, now) == 20.0  # 1 a second since it started: Saleor is the bottleneck
+    assert eta_seconds({**run, "etaSeconds": 60.0}, now) == 60.0
+    assert eta_seconds({**run, "processed": 0, "etaSeconds": None}, now) is None

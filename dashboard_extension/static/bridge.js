@@ -82,7 +82,15 @@
     });
     const answer = await response.json().catch(() => ({ errors: [{ message: `HTTP ${response.status}` }] }));
     if (answer.errors && answer.errors.length) {
-      const error = new Error(answer.errors.map((e) => e.message).join(" "));
+      // A missing permission says so plainly; a bad input names the field it is about.
+      const words = answer.errors.map((e) => {
+        const ext = e.extensions || {};
+        if (ext.code === "FORBIDDEN") return `You do not have the permission to do this. ${e.message} Ask a shop administrator.`;
+        if (ext.code === "UNAUTHENTICATED") return `The dashboard's token was not accepted. ${e.message}`;
+        const where = ext.path || ext.field;
+        return where ? `${where}: ${e.message}` : e.message;
+      });
+      const error = new Error(words.join(" "));
       error.answer = answer;
       throw error;
     }

@@ -248,4 +248,5 @@
     if (form) builder(form);
   });
   content.addEventListener("crm:locale", () => localize(content));
+  window.CRMPages = { write, localize };
 })();

@@ -67,6 +67,13 @@ View = Callable[[Call], Awaitable[Rendered]]
 async def read(call: Call, document: str, variables: Mapping[str, Any] | None = None) -> Answer:
     """Run a document; authentication and permission errors become a `Problem`."""
     answer = await run(call.api, document, variables)
+    return check(answer, partial=False)
+
+
+def check(answer: Answer, *, partial: bool = True) -> Answer:
+    """Raise the `Problem` of a refused token or a missing permission; with `partial`,
+    other errors (a bad template, a bad rule) stay in the answer for the page to show,
+    without it a document that answered nothing is a `Problem` too."""
     if not answer.authenticated:
         raise Problem(
             401,
@@ -74,13 +81,13 @@ async def read(call: Call, document: str, variables: Mapping[str, Any] | None = 
             answer.first_message() + " Reload the page from the Saleor dashboard.",
         )
     forbidden = [e for e in answer.errors if e.get("extensions", {}).get("code") == "FORBIDDEN"]
-    if forbidden and answer.data is None:
+    if forbidden:  # even beside other data: a page missing a part would mislead
         required = forbidden[0]["extensions"].get("required") or []
         raise Problem(
             403,
             "You do not have the permission to see this",
             f"Ask a shop administrator for {', '.join(required) or 'more permissions'}.",
         )
-    if answer.data is None:
+    if answer.data is None and not partial:
         raise Problem(400, "The CRM could not answer", answer.first_message())
     return answer
