@@ -72,6 +72,31 @@ class MessagingQueries:
         )
         return [MessageFlow.of(r) for r in rows]
 
+    @api_field("One message template by key. Needs MANAGE_USERS.")
+    async def message_template(self, info: Info, key: str) -> MessageTemplate:
+        viewer = info.context.require(*permissions.CUSTOMERS)
+        row = await info.context.scalar(
+            select(models.MessageTemplate).where(
+                models.MessageTemplate.installation_id == viewer.installation_id,
+                models.MessageTemplate.key == key,
+            )
+        )
+        if row is None:
+            raise NotFound(f"No template {key!r}.", field="key")
+        return MessageTemplate.of(row)
+
+    @api_field("One flow by key. Needs MANAGE_USERS.")
+    async def message_flow(self, info: Info, key: str) -> MessageFlow:
+        viewer = info.context.require(*permissions.CUSTOMERS)
+        row = await info.context.scalar(
+            select(models.Flow).where(
+                models.Flow.installation_id == viewer.installation_id, models.Flow.key == key
+            )
+        )
+        if row is None:
+            raise NotFound(f"No flow {key!r}.", field="key")
+        return MessageFlow.of(row)
+
     @api_field("A flow's results per step and variant, and its holdout uplift.")
     async def message_flow_stats(self, info: Info, key: str) -> FlowStats:
         ctx = info.context

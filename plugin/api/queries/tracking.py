@@ -13,6 +13,7 @@ from plugin.api.ids import from_global_id
 from plugin.api.queries.analytics import period_of
 from plugin.api.types.analytics import AnalyticsPeriod
 from plugin.api.types.tracking import (
+    Carrier,
     CarrierAccount,
     DeliveryAnalytics,
     Shipment,
@@ -38,6 +39,7 @@ class TrackingQueries:
         customer_id: strawberry.ID | None = None,
         order_id: str | None = None,
         status: ShipmentStatus | None = None,
+        carrier: Carrier | None = None,
         first: int = 50,
     ) -> list[Shipment]:
         viewer = info.context.require(*permissions.ORDERS)
@@ -52,6 +54,8 @@ class TrackingQueries:
             statement = statement.where(model.order_saleor_id == order_id)
         if status is not None:
             statement = statement.where(model.status == status.domain)
+        if carrier is not None:
+            statement = statement.where(model.carrier == carrier.value)
         rows = await info.context.scalars(
             statement.order_by(model.shipped_at.desc(), model.id.desc()).limit(first)
         )
