@@ -1,4 +1,4 @@
-"""Messaging actors: the scheduler tick, one flow run's due steps, one message's send.
+"""Messaging actors: the scheduler tick, one flow run's due steps, batches of sends.
 
 They take ids and are idempotent: the state lives in the database, so a job delivered
 twice, or lost with a Redis restart and handed out again by the tick, does no harm.
@@ -26,8 +26,8 @@ async def messaging_tick() -> None:
     result = await scheduler.tick(ctx.db, utcnow(), lag)
     for run_id in result.due_runs:
         run_step.send(run_id=run_id)
-    for message_id in result.due_messages:
-        send_message.send(message_id=message_id, handed_out=True)
+    for start in range(0, len(result.due_messages), sending.BATCH):
+        send_batch.send(message_ids=result.due_messages[start : start + sending.BATCH])
 
 
 @dramatiq.actor(actor_name="messaging.step", max_retries=3, time_limit=120_000, broker=broker)
@@ -39,5 +39,12 @@ async def run_step(run_id: int) -> None:
 
 @dramatiq.actor(actor_name="messaging.send", max_retries=0, time_limit=120_000, broker=broker)
 async def send_message(message_id: int, handed_out: bool = False) -> None:
-    """Retries are the message's own (stored back-off), never Dramatiq's."""
-    await sending.deliver(context(), message_id, handed_out=handed_out)
+    """This message and what else of its shop is due, as one batch. Retries are the
+    message's own (stored back-off), never Dramatiq's."""
+    await sending.deliver_with_due(context(), message_id, handed_out=handed_out)
+
+
+@dramatiq.actor(actor_name="messaging.send_batch", max_retries=0, time_limit=300_000, broker=broker)
+async def send_batch(message_ids: list[int], handed_out: bool = True) -> None:
+    """Messages the tick handed out (due after a wait, a back-off or a lost job)."""
+    await sending.deliver_many(context(), message_ids, handed_out=handed_out)

@@ -6,7 +6,10 @@ order's parcel, a receipt) go whenever there is a deliverable address.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,64 +53,125 @@ async def _identity(
 _salts: dict[int, str] = {}
 
 
-async def _suppressed(
-    session: AsyncSession, installation_id: int, kind: IdentityKind, address: str
-) -> bool:
-    """`plugin.profiles.suppression.is_suppressed`, with the shop's salt (its Saleor API
-    URL, fixed for an installation id) remembered: one statement per check, not two."""
+async def _salt(session: AsyncSession, installation_id: int) -> str:
+    """The shop's suppression salt (its Saleor API URL, fixed for an installation id),
+    remembered per worker."""
     salt = _salts.get(installation_id)
     if salt is None:
         salt = _salts[installation_id] = await salt_for(session, installation_id)
-    hashed = suppression_hash(salt, kind, address)
-    found = await session.scalar(
-        select(Identity.id).where(
-            Identity.installation_id == installation_id,
-            Identity.kind == kind,
-            Identity.value == hashed,
-        )
+    return salt
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One question for `refusals`: may this profile get this message?"""
+
+    profile: Profile
+    channel: Channel
+    marketing: bool
+    topic: str
+
+
+async def refusals(
+    session: AsyncSession, installation_id: int, asks: Sequence[Ask]
+) -> list[str | None]:
+    """Why each message must not go (None: it may), for many at once: four statements
+    for the whole batch (suppression, bounces, consent, topic opt-outs), not per message."""
+    addresses = [address_of(a.profile, a.channel) for a in asks]
+    salt = await _salt(session, installation_id) if any(addresses) else ""
+    hashes: dict[int, str] = {}
+    for i, (ask, address) in enumerate(zip(asks, addresses, strict=True)):
+        kind = IDENTITY_KIND.get(ask.channel)
+        if address and kind is not None:
+            hashes[i] = suppression_hash(salt, kind, address)
+    suppressed = set(
+        await _values_in(session, installation_id, Identity.value, set(hashes.values()))
     )
-    return found is not None
+    wanted = {a for a in addresses if a}
+    bounced = set()
+    if wanted:
+        refused = await session.execute(
+            select(Undeliverable.channel, Undeliverable.address).where(
+                Undeliverable.installation_id == installation_id,
+                Undeliverable.address.in_(wanted),
+            )
+        )
+        bounced = {(Channel(c), a) for c, a in refused}
+    consented: set[tuple[IdentityKind, str]] = set()
+    marketing_addresses = {a for ask, a in zip(asks, addresses, strict=True) if a and ask.marketing}
+    if marketing_addresses:
+        granted = await session.execute(
+            select(Identity.kind, Identity.value).where(
+                Identity.installation_id == installation_id,
+                Identity.value.in_(marketing_addresses),
+                Identity.marketing_consent == ConsentState.GRANTED,
+            )
+        )
+        consented = {(IdentityKind(k), v) for k, v in granted}
+    opted: set[tuple[int, Channel, str]] = set()
+    marketing_profiles = {a.profile.id for a in asks if a.marketing}
+    if marketing_profiles:
+        outs = await session.execute(
+            select(TopicOptOut.profile_id, TopicOptOut.channel, TopicOptOut.topic).where(
+                TopicOptOut.profile_id.in_(marketing_profiles)
+            )
+        )
+        opted = {(p, Channel(c), t) for p, c, t in outs}
+    reasons: list[str | None] = []
+    for i, (ask, address) in enumerate(zip(asks, addresses, strict=True)):
+        reasons.append(_why_not(ask, address, hashes.get(i), suppressed, bounced, consented, opted))
+    return reasons
+
+
+def _why_not(
+    ask: Ask,
+    address: str | None,
+    hashed: str | None,
+    suppressed: set[str],
+    bounced: set[tuple[Channel, str]],
+    consented: set[tuple[IdentityKind, str]],
+    opted: set[tuple[int, Channel, str]],
+) -> str | None:
+    channel = ask.channel
+    if not address:
+        return f"no {channel.value} address"
+    if hashed is not None and hashed in suppressed:
+        return "address erased (suppression list)"
+    if (channel, address) in bounced:
+        return "address marked undeliverable"
+    if not ask.marketing:
+        return None
+    if channel is Channel.TELEGRAM:
+        granted = str((ask.profile.saleor_metadata or {}).get(TELEGRAM_CONSENT_KEY, "")).lower()
+        if granted != "true":
+            return "no marketing consent for telegram"
+    elif (IDENTITY_KIND[channel], address) not in consented:
+        return f"no marketing consent for {channel.value}"
+    profile_id = ask.profile.id
+    if (profile_id, channel, ask.topic) in opted or (profile_id, channel, "*") in opted:
+        return f"unsubscribed from {ask.topic!r}"
+    return None
+
+
+async def _values_in(
+    session: AsyncSession, installation_id: int, column: Any, values: set[str]
+) -> list[str]:
+    if not values:
+        return []
+    rows = await session.scalars(
+        select(column).where(Identity.installation_id == installation_id, column.in_(values))
+    )
+    return list(rows)
 
 
 async def refusal(
     session: AsyncSession, profile: Profile, channel: Channel, *, marketing: bool, topic: str
 ) -> str | None:
     """Why this message must not go (None: it may)."""
-    address = address_of(profile, channel)
-    if not address:
-        return f"no {channel.value} address"
-    kind = IDENTITY_KIND.get(channel)
-    if kind is not None and await _suppressed(session, profile.installation_id, kind, address):
-        return "address erased (suppression list)"
-    bounced = await session.scalar(
-        select(Undeliverable.id).where(
-            Undeliverable.installation_id == profile.installation_id,
-            Undeliverable.channel == channel,
-            Undeliverable.address == address,
-        )
+    (reason,) = await refusals(
+        session, profile.installation_id, [Ask(profile, channel, marketing, topic)]
     )
-    if bounced is not None:
-        return "address marked undeliverable"
-    if not marketing:
-        return None
-    if channel is Channel.TELEGRAM:
-        granted = str((profile.saleor_metadata or {}).get(TELEGRAM_CONSENT_KEY, "")).lower()
-        if granted != "true":
-            return "no marketing consent for telegram"
-    else:
-        identity = await _identity(session, profile, channel, address)
-        if identity is None or identity.marketing_consent is not ConsentState.GRANTED:
-            return f"no marketing consent for {channel.value}"
-    opted_out = await session.scalar(
-        select(TopicOptOut.id).where(
-            TopicOptOut.profile_id == profile.id,
-            TopicOptOut.channel == channel,
-            TopicOptOut.topic.in_([topic, "*"]),
-        )
-    )
-    if opted_out is not None:
-        return f"unsubscribed from {topic!r}"
-    return None
+    return reason
 
 
 async def opted_out_topics(session: AsyncSession, profile_id: int) -> set[tuple[str, str]]:
@@ -186,19 +250,3 @@ async def withdraw_consent(
     identity = await _identity(session, profile, channel, address)
     if identity is not None:
         set_consent(identity, ConsentState.DENIED, now, source)
-
-
-async def mark_undeliverable(
-    session: AsyncSession, installation_id: int, channel: Channel, address: str, reason: str
-) -> None:
-    await insert_ignore(
-        session,
-        Undeliverable,
-        {
-            "installation_id": installation_id,
-            "channel": channel,
-            "address": address,
-            "reason": reason[:1024],
-        },
-        conflict_columns=["installation_id", "channel", "address"],
-    )

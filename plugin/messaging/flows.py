@@ -79,7 +79,10 @@ def validate_trigger(raw: Any) -> dict[str, Any]:
     if kind in ("segment_entered", "segment_left") and not isinstance(raw.get("segment"), str):
         raise FlowError(path + ".segment", "the slug of a segment")
     if kind == "no_order_for_days":
-        _number(raw.get("days"), path + ".days", upper=3650)
+        if raw.get("days") == "typical":  # the shop's typical interval between orders
+            _number(raw.get("default_days", 90), path + ".default_days", upper=3650)
+        else:
+            _number(raw.get("days"), path + ".days", upper=3650)
         if "segment" in raw and not isinstance(raw["segment"], str):
             raise FlowError(path + ".segment", "the slug of a segment")
     if kind == "date_field":

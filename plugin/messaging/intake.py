@@ -16,10 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from plugin.commerce.models import Order, OrderLine
 from plugin.messaging.config import shop_settings
+from plugin.messaging.conversions import attribute_orders
 from plugin.messaging.flows import TIME_TRIGGERS, trigger_kinds
-from plugin.messaging.models import Flow
+from plugin.messaging.models import Flow, MessagingSettings
 from plugin.messaging.pacing import zone
-from plugin.messaging.runs import start_run
+from plugin.messaging.runs import checkout_changed, start_run
+from plugin.messaging.typical import typical_interval_days
 from plugin.profiles.models import Profile
 from plugin.segments.models import Segment, SegmentMembership
 from plugin.timeline.models import TimelineEntry
@@ -80,11 +82,42 @@ async def _category_matches(session: AsyncSession, flow: Flow, data: dict[str, A
     return found is not None
 
 
+async def _checkout_run_moved(session: AsyncSession, flow: Flow, entry: TimelineEntry) -> bool:
+    """An abandoned-checkout run already under way for this checkout: the change moves
+    its wait (or ends it, when the cart was emptied) instead of starting anything."""
+    if flow.trigger.get("type") != "checkout_abandoned" or entry.kind != "checkout_updated":
+        return False
+    emptied = not int((entry.data or {}).get("lines") or 0)
+    return await checkout_changed(
+        session,
+        flow,
+        entry.profile_id,
+        f"checkout:{entry.subject_id}",
+        entry.occurred_at,
+        emptied=emptied,
+    )
+
+
 async def read_timeline(
     session: AsyncSession, installation_id: int, now: datetime, lag: timedelta
 ) -> int:
-    """Start runs for the entries since the cursor; returns how many runs started."""
+    """Start runs for the entries since the cursor, and attribute the orders among them
+    to the messages that led to them; returns how many runs started."""
     shop = await shop_settings(session, installation_id)
+    before = shop.timeline_cursor
+    started = await _start_runs(session, shop, installation_id, now, lag)
+    window = timedelta(days=shop.attribution_days)
+    await attribute_orders(session, installation_id, before, shop.timeline_cursor, window)
+    return started
+
+
+async def _start_runs(
+    session: AsyncSession,
+    shop: MessagingSettings,
+    installation_id: int,
+    now: datetime,
+    lag: timedelta,
+) -> int:
     flows = [
         f
         for f in await session.scalars(
@@ -118,6 +151,8 @@ async def read_timeline(
     settled = True
     for entry in entries:
         for flow in flows:
+            if await _checkout_run_moved(session, flow, entry):
+                continue
             found = trigger_instance(flow, entry)
             if found is None or not await _category_matches(session, flow, found[1]):
                 continue
@@ -164,7 +199,14 @@ async def time_triggers(session: AsyncSession, installation_id: int, now: dateti
 
 
 async def _lapsed(session: AsyncSession, flow: Flow, now: datetime) -> int:
-    days = float(flow.trigger["days"])
+    raw = flow.trigger["days"]
+    if raw == "typical":
+        default = float(flow.trigger.get("default_days", 90))
+        days = await typical_interval_days(session, flow.installation_id, default)
+        label = "typical"  # one run per lapse, even when the typical interval moves
+    else:
+        days = float(raw)
+        label = f"{days:g}"
     newest = now - timedelta(days=days)
     query = select(Profile).where(
         Profile.installation_id == flow.installation_id,
@@ -182,8 +224,9 @@ async def _lapsed(session: AsyncSession, flow: Flow, now: datetime) -> int:
     started = 0
     for profile in await session.scalars(query):
         assert profile.last_order_at is not None
-        key = f"lapse:{days:g}:{profile.last_order_at.isoformat()}"
-        if await start_run(session, flow, profile, key, {"last_order_at": key}, now):
+        key = f"lapse:{label}:{profile.last_order_at.isoformat()}"
+        data = {"last_order_at": key, "days": days}
+        if await start_run(session, flow, profile, key, data, now):
             started += 1
     return started
 

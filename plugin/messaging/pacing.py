@@ -8,6 +8,7 @@ which it goes anyway (said on the message). Quiet hours hold in the customer's t
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -77,29 +78,36 @@ def after_quiet_hours(when: datetime, pacing: Pacing, tz_name: str | None) -> da
     return wake.astimezone(when.tzinfo)
 
 
-async def next_cap_slot(
-    session: AsyncSession,
-    profile_id: int,
-    channel: Channel,
-    when: datetime,
-    caps: dict[str, dict[str, int]],
-    exclude_message_id: int | None = None,
-) -> datetime:
-    """The earliest time ≥ `when` at which another marketing message fits every window."""
-    limits = caps.get(channel.value) or {}
-    if not limits:
-        return when
-    longest = max(WINDOWS[w] for w in limits)
-    query = select(Message.sent_at).where(
-        Message.profile_id == profile_id,
-        Message.channel == channel,
+LONGEST = max(WINDOWS.values())
+
+
+async def recent_sends(
+    session: AsyncSession, profile_ids: Collection[int], since: datetime, exclude: Collection[int]
+) -> dict[tuple[int, Channel], list[datetime]]:
+    """Marketing sends per (profile, channel) since `since`, oldest first: one statement
+    for a whole batch's caps."""
+    found: dict[tuple[int, Channel], list[datetime]] = {}
+    if not profile_ids:
+        return found
+    query = select(Message.profile_id, Message.channel, Message.sent_at).where(
+        Message.profile_id.in_(profile_ids),
         Message.marketing.is_(True),
         Message.status.in_([MessageStatus.SENT, MessageStatus.SENDING]),
-        Message.sent_at > when - longest,
+        Message.sent_at > since,
     )
-    if exclude_message_id is not None:
-        query = query.where(Message.id != exclude_message_id)
-    sent = sorted(t for t in await session.scalars(query) if t is not None)
+    if exclude:
+        query = query.where(Message.id.not_in(exclude))
+    for profile_id, channel, sent_at in await session.execute(query):
+        if sent_at is not None:
+            found.setdefault((profile_id, Channel(channel)), []).append(sent_at)
+    for times in found.values():
+        times.sort()
+    return found
+
+
+def cap_slot(sent: list[datetime], when: datetime, limits: dict[str, int]) -> datetime:
+    """The earliest time ≥ `when` at which another message fits every window, given the
+    send times `sent` (sorted)."""
     slot = when
     for _ in range(len(sent) + 1):
         moved = slot
@@ -111,5 +119,21 @@ async def next_cap_slot(
                 moved = max(moved, inside[len(inside) - limit] + span)
         if moved == slot:
             return slot
+        slot = moved
+    return slot
+
+
+def next_slot(
+    sent: list[datetime], now: datetime, channel: Channel, pacing: Pacing, tz: str | None
+) -> datetime:
+    """Caps and quiet hours together: a cap slot may land in quiet hours and the other
+    way round, so both are applied until neither moves it."""
+    limits = pacing.caps.get(channel.value) or {}
+    slot = now
+    for _ in range(4):
+        moved = cap_slot(sent, slot, limits) if limits else slot
+        moved = after_quiet_hours(moved, pacing, tz)
+        if moved == slot:
+            break
         slot = moved
     return slot

@@ -195,8 +195,8 @@ PRESETS = (
     ),
     Preset(
         "win-back",
-        "Win-back after 90 days without an order",
-        {"type": "no_order_for_days", "days": 90},
+        "Win-back after the shop's typical interval between orders (90 days until known)",
+        {"type": "no_order_for_days", "days": "typical", "default_days": 90},
         [{"type": "wait", "until": "10:00"}, _send("win-back")],
         {"ordered": True},
         reentry="cooldown",

@@ -176,6 +176,44 @@ async def _wait_until(
     return at
 
 
+async def checkout_changed(
+    session: AsyncSession,
+    flow: Flow,
+    profile_id: int,
+    trigger_key: str,
+    changed_at: datetime,
+    *,
+    emptied: bool,
+) -> bool:
+    """A checkout with a run under way changed again ("abandoned" means no order within
+    the wait after the *last* change): the wait under way restarts from this change, and
+    an emptied cart ends the run. False when there is no such run."""
+    run = await session.scalar(
+        select(FlowRun)
+        .where(
+            FlowRun.flow_id == flow.id,
+            FlowRun.profile_id == profile_id,
+            FlowRun.trigger_key == trigger_key[:256],
+        )
+        .with_for_update()
+    )
+    if run is None:
+        return False
+    if run.status is not RunStatus.ACTIVE:
+        return True
+    if emptied:
+        _finish(run, RunStatus.EXITED, "checkout emptied", changed_at)
+        return True
+    if run.step_index == 0 or run.next_at is None:
+        return True  # not waiting yet: its first visit counts from then
+    step = flow.steps[run.step_index - 1]
+    if step["type"] == "wait":
+        restarted = await _wait_until(session, flow, step, changed_at)
+        if restarted > run.next_at:
+            run.next_at, run.claimed_until = restarted, None
+    return True
+
+
 def pick_variant(
     step: dict[str, Any], flow_id: int, index: int, profile_id: int
 ) -> tuple[str | None, str]:

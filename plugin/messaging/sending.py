@@ -1,43 +1,47 @@
-"""Queueing and delivering messages, at most once each.
+"""Queueing and delivering messages, at most once each, many at a time.
 
 `queue` inserts the message under its idempotency key (a second insert is a no-op) and
-sends a job after commit. `deliver` claims it in one transaction (QUEUED → SENDING, under
-a row lock on PostgreSQL; SQLite has one writer), calls the provider outside any
-transaction, and records the outcome in a second one. A worker killed between the two
-leaves the message SENDING: it is never handed to a provider again, and the tick later
-marks it failed with "outcome unknown" — a possible loss, never a duplicate.
+sends a job after commit. Delivery works in batches (`deliver_many`): one transaction
+claims them (QUEUED → SENDING, under row locks skipped by other workers on PostgreSQL;
+SQLite has one writer), the providers are called outside any transaction (e-mails over a
+few shared SMTP connections), and a second transaction records every outcome. A worker
+killed between the two leaves its batch SENDING: never handed to a provider again, and
+the tick later marks those messages failed with "outcome unknown" — a possible loss,
+never a duplicate. A connection lost while a message itself was on its way is the same
+case: failed, "outcome unknown", not retried.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, func, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plugin.context import AppContext
 from plugin.db.base import utcnow
 from plugin.db.upsert import insert_ignore
 from plugin.kit.after_commit import enqueue_after_commit, unit_of_work
-from plugin.messaging import variables as template_vars
-from plugin.messaging.channels import Outgoing, PermanentError, Provider, TransientError
-from plugin.messaging.config import NotConfigured, pacing_of, provider_for, sender_of, shop_settings
-from plugin.messaging.consent import address_of, mark_undeliverable, refusal
-from plugin.messaging.links import Links, track_html
-from plugin.messaging.models import Channel, Message, MessageStatus, MessageTemplate
-from plugin.messaging.pacing import after_quiet_hours, next_cap_slot
-from plugin.messaging.templates import Rendered, TemplateProblem, render
-from plugin.profiles.models import Profile
-from plugin.timeline.service import record
+from plugin.messaging.channels import PermanentError, Result, UnknownOutcome, send_all
+from plugin.messaging.claims import MESSAGE_CLAIM, STAFF_TOPIC, Claimed, claim
+from plugin.messaging.links import Links
+from plugin.messaging.models import Channel, Message, MessageStatus, Undeliverable
+from plugin.messaging.notes import Note, write_notes
 
+__all__ = ["MESSAGE_CLAIM", "STAFF_TOPIC"]
 logger = logging.getLogger(__name__)
 SEND_ACTOR = "messaging.send"
+BATCH_ACTOR = "messaging.send_batch"
+BATCH = 200  # messages per claim: one transaction, one statement per outcome
 STALE_SENDING = timedelta(hours=1)
-MESSAGE_CLAIM = timedelta(minutes=2)  # a tick's hand-out holds this long
-STAFF_TOPIC = "staff"  # notify_staff: to the shop's staff, about this customer
+MESSAGES = cast(Table, Message.__table__)
 
 
 @dataclass(frozen=True)
@@ -95,202 +99,174 @@ def backoff(attempts: int) -> timedelta:
     return min(timedelta(seconds=30 * 4 ** max(attempts - 1, 0)), timedelta(hours=6))
 
 
-@dataclass
-class _Claimed:
-    message_id: int
-    installation_id: int
-    channel: Channel
-    recipient: str
-    provider: Provider
-    outgoing: Outgoing
-    attempts: int
-    claimed_at: datetime
-
-
-async def _note(
-    session: AsyncSession, message: Message, kind: str, summary: str, now: datetime
-) -> None:
-    await record(
-        session,
-        installation_id=message.installation_id,
-        profile_id=message.profile_id,
-        kind=kind,
-        occurred_at=now,
-        subject_type="message",
-        subject_id=str(message.id),
-        summary=summary,
-        data={
-            "message_id": message.id,
-            "channel": message.channel.value,
-            "template": message.template_key,
-            "flow_id": message.flow_id,
-            "variant": message.variant,
-            "error": message.error,
-        },
-        dedup_key=f"message:{message.id}:{kind}:{message.attempts}",
-    )
-
-
-async def _fail(session: AsyncSession, message: Message, reason: str, now: datetime) -> None:
-    message.status, message.error = MessageStatus.FAILED, reason[:1024]
-    await _note(session, message, "message_failed", f"Message not sent: {reason}"[:1024], now)
-
-
-async def render_message(
-    session: AsyncSession, links: Links, message: Message, profile: Profile
-) -> Rendered:
-    template = await session.scalar(
-        select(MessageTemplate).where(
-            MessageTemplate.installation_id == message.installation_id,
-            MessageTemplate.key == message.template_key,
-        )
-    )
-    if template is None:
-        raise TemplateProblem("", "template", f"no template {message.template_key!r}")
-    sources = " ".join(str(v) for parts in template.contents.values() for v in parts.values())
-    variables = await template_vars.build(
-        session, profile, message.variables, wants_recommendations="recommendations" in sources
-    )
-    variables["unsubscribe_url"] = links.unsubscribe(message.id)
-    variables["preferences_url"] = links.preferences(message.installation_id, profile.id)
-    return render(template.contents, profile.language, variables)
-
-
-async def _claim(
-    ctx: AppContext, message_id: int, now: datetime, handed_out: bool
-) -> _Claimed | None:
-    links = links_for(ctx)
-    async with unit_of_work(ctx.db) as session:
-        message = await session.scalar(
-            select(Message).where(Message.id == message_id).with_for_update()
-        )
-        if message is None or message.status is not MessageStatus.QUEUED:
-            return None
-        # a tick's hand-out pushed next_attempt_at ahead by the claim period
-        latest = now + MESSAGE_CLAIM if handed_out else now
-        if message.next_attempt_at is not None and message.next_attempt_at > latest:
-            return None
-        profile = await session.get(Profile, message.profile_id)
-        if profile is None:
-            return None
-        staff_to = str((message.variables or {}).get("staff_to") or "")
-        if message.topic == STAFF_TOPIC:
-            reason = None if staff_to else "no staff address"
-        else:
-            reason = await refusal(
-                session, profile, message.channel, marketing=message.marketing, topic=message.topic
-            )
-        if reason is not None:
-            message.status, message.error = MessageStatus.SKIPPED, reason
-            await _note(session, message, "message_skipped", f"Message not sent: {reason}", now)
-            return None
-        shop = await shop_settings(session, message.installation_id)
-        if message.marketing and await _postponed(session, message, profile, shop, now):
-            return None
-        try:
-            provider = provider_for(message.channel, shop, ctx.settings, ctx.http, ctx.box)
-            rendered = await render_message(session, links, message, profile)
-        except (TemplateProblem, NotConfigured, ValueError) as problem:
-            await _fail(session, message, str(problem), now)
-            return None
-        recipient = (
-            staff_to if message.topic == STAFF_TOPIC else address_of(profile, message.channel) or ""
-        )
-        html, recorded = track_html(rendered.html, links, message.id) if rendered.html else ("", [])
-        headers: dict[str, str] = {}
-        if message.channel is Channel.EMAIL and message.marketing:
-            headers["List-Unsubscribe"] = f"<{links.unsubscribe(message.id)}>"
-            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        message.status, message.attempts = MessageStatus.SENDING, message.attempts + 1
-        message.sent_at, message.recipient = now, recipient
-        message.subject, message.links = rendered.subject[:998] or None, recorded
-        return _Claimed(
-            message_id=message.id,
-            installation_id=message.installation_id,
-            channel=message.channel,
-            recipient=recipient,
-            provider=provider,
-            outgoing=Outgoing(
-                to=recipient,
-                subject=rendered.subject,
-                html=html,
-                text=rendered.text,
-                sender=sender_of(shop, ctx.settings),
-                headers=headers,
-                message_id=f"<crm-{message.installation_id}-{message.id}@saleor-crm>",
-            ),
-            attempts=message.attempts,
-            claimed_at=now,
-        )
-
-
-async def _postponed(
-    session: AsyncSession, message: Message, profile: Profile, shop: Any, now: datetime
-) -> bool:
-    """Cap and quiet hours: move the message to its next slot (False: send now)."""
-    pacing = pacing_of(shop)
-    tz = (profile.saleor_metadata or {}).get("timezone")
-    slot = now
-    for _ in range(4):  # a cap slot may land in quiet hours and the other way round
-        moved = await next_cap_slot(
-            session, profile.id, message.channel, slot, pacing.caps, message.id
-        )
-        moved = after_quiet_hours(moved, pacing, tz if isinstance(tz, str) else None)
-        if moved == slot:
-            break
-        slot = moved
-    if slot <= now:
-        return False
-    if slot - message.created_at > pacing.max_delay:
-        message.postponed_reason = "sent at the maximum delay although over the cap"
-        return False
-    message.next_attempt_at = slot
-    message.postponed_reason = f"frequency cap or quiet hours: next slot {slot.isoformat()}"
-    return True
-
-
-async def _finish(
-    ctx: AppContext, claimed: _Claimed, provider_id: str | None, error: Exception | None
-) -> MessageStatus:
-    now = max(utcnow(), claimed.claimed_at)  # a caller's clock may run ahead (tests, replays)
-    async with unit_of_work(ctx.db) as session:
-        message = await session.get(Message, claimed.message_id)
-        if message is None:
-            return MessageStatus.FAILED
-        if error is None:
-            message.status, message.provider_id, message.error = (
-                MessageStatus.SENT,
-                (provider_id or "")[:256],
-                None,
-            )
-            summary = f"Sent {message.channel.value} “{message.subject or message.template_key}”"
-            await _note(session, message, "message_sent", summary[:1024], now)
-        elif isinstance(error, PermanentError):
-            await mark_undeliverable(
-                session, claimed.installation_id, claimed.channel, claimed.recipient, str(error)
-            )
-            await _fail(session, message, f"permanent: {error}", now)
-        elif claimed.attempts < ctx.settings.messaging_send_max_attempts:
-            message.status, message.error = MessageStatus.QUEUED, f"transient: {error}"[:1024]
-            message.next_attempt_at = now + backoff(claimed.attempts)
-        else:
-            await _fail(session, message, f"gave up after {claimed.attempts} tries: {error}", now)
-        return message.status
-
-
 async def deliver(
     ctx: AppContext, message_id: int, now: datetime | None = None, *, handed_out: bool = False
 ) -> None:
-    claimed = await _claim(ctx, message_id, now or utcnow(), handed_out)
-    if claimed is None:
+    """Send one message if it is queued and due."""
+    await deliver_many(ctx, [message_id], now, handed_out=handed_out)
+
+
+class _Taken:
+    """Ids this worker moved out of QUEUED (sent, refused, failed) in its batches: their
+    own jobs, arriving later, return without a statement. Only ever a shortcut: a
+    message not remembered is checked in the database as usual."""
+
+    def __init__(self, size: int = 50_000) -> None:
+        self._ids: OrderedDict[int, None] = OrderedDict()
+        self.size = size
+
+    def add(self, ids: Iterable[int]) -> None:
+        for message_id in ids:
+            self._ids[message_id] = None
+        while len(self._ids) > self.size:
+            self._ids.popitem(last=False)
+
+    def __contains__(self, message_id: int) -> bool:
+        return message_id in self._ids
+
+
+TAKEN = _Taken()
+
+
+async def deliver_with_due(
+    ctx: AppContext,
+    message_id: int,
+    now: datetime | None = None,
+    *,
+    handed_out: bool = False,
+    limit: int = BATCH,
+) -> int:
+    """A send job's work: its message and whatever else of the same shop is due, in one
+    batch. Under load one job sends hundreds; the jobs of the others then find their
+    message taken (remembered here, or one statement)."""
+    if message_id in TAKEN and not handed_out:
+        return 0
+    return await deliver_many(ctx, [message_id], now, handed_out=handed_out, due_too=limit - 1)
+
+
+async def deliver_many(
+    ctx: AppContext,
+    message_ids: list[int],
+    now: datetime | None = None,
+    *,
+    handed_out: bool = False,
+    due_too: int = 0,
+) -> int:
+    """Claim, send and record the due, queued messages among these ids (and `due_too`
+    more of their shops), a batch at a time; returns how many the providers took."""
+    now = now or utcnow()
+    links = links_for(ctx)
+    taken = 0
+    for start in range(0, len(message_ids), BATCH):
+        chunk = message_ids[start : start + BATCH]
+        claimed, settled = await claim(ctx, links, chunk, now, handed_out, due_too=due_too)
+        TAKEN.add(settled)
+        if claimed:
+            TAKEN.add(c.message_id for c in claimed)
+            results = await _hand_over(claimed)
+            taken += await _finish(ctx, claimed, results)
+    return taken
+
+
+async def _hand_over(claimed: list[Claimed]) -> list[Result]:
+    """Each provider gets its share of the batch at once (SMTP: shared connections)."""
+    groups: dict[int, list[int]] = defaultdict(list)
+    for index, message in enumerate(claimed):
+        groups[id(message.provider)].append(index)
+    results: list[Result] = [PermanentError("not sent")] * len(claimed)
+
+    async def hand(indices: list[int]) -> None:
+        provider = claimed[indices[0]].provider
+        answers = await send_all(provider, [claimed[i].outgoing for i in indices])
+        for index, answer in zip(indices, answers, strict=True):
+            results[index] = answer
+
+    await asyncio.gather(*(hand(indices) for indices in groups.values()))
+    return results
+
+
+async def _finish(ctx: AppContext, claimed: list[Claimed], results: list[Result]) -> int:
+    """Every outcome of the batch in one transaction, one statement per kind of write."""
+    clock = utcnow()
+    rows: list[dict[str, Any]] = []
+    notes: list[Note] = []
+    bounces: list[dict[str, Any]] = []
+    taken = 0
+    for message, result in zip(claimed, results, strict=True):
+        now = max(clock, message.claimed_at)  # a caller's clock may run ahead (tests)
+        row: dict[str, Any] = {"b_id": message.message_id, "b_provider": None, "b_next": None}
+        if isinstance(result, str):
+            taken += 1
+            row |= {"b_status": MessageStatus.SENT, "b_provider": result[:256], "b_error": None}
+            summary = f"Sent {message.channel.value} “{message.subject or message.template_key}”"
+            notes.append(Note.of(message, "message_sent", summary, now, message.attempts))
+        else:
+            logger.warning("message %s not delivered: %s", message.message_id, result)
+            if isinstance(result, PermanentError):
+                bounces.append(
+                    {
+                        "installation_id": message.installation_id,
+                        "channel": message.channel,
+                        "address": message.recipient[:320],
+                        "reason": str(result)[:1024],
+                    }
+                )
+                reason = f"permanent: {result}"
+            elif isinstance(result, UnknownOutcome):
+                reason = f"outcome unknown, not retried: {result}"
+            elif message.attempts < ctx.settings.messaging_send_max_attempts:
+                row |= {
+                    "b_status": MessageStatus.QUEUED,
+                    "b_error": f"transient: {result}"[:1024],
+                    "b_next": now + backoff(message.attempts),
+                }
+                rows.append(row)
+                continue
+            else:
+                reason = f"gave up after {message.attempts} tries: {result}"
+            row |= {"b_status": MessageStatus.FAILED, "b_error": reason[:1024]}
+            notes.append(
+                Note.of(
+                    message,
+                    "message_failed",
+                    f"Message not sent: {reason}",
+                    now,
+                    message.attempts,
+                    reason,
+                )
+            )
+        rows.append(row)
+    async with unit_of_work(ctx.db) as session:
+        await session.execute(
+            update(MESSAGES)
+            .where(MESSAGES.c.id == bindparam("b_id"))
+            .values(
+                status=bindparam("b_status", type_=MESSAGES.c.status.type),
+                provider_id=bindparam("b_provider", type_=MESSAGES.c.provider_id.type),
+                error=bindparam("b_error", type_=MESSAGES.c.error.type),
+                next_attempt_at=func.coalesce(
+                    bindparam("b_next", type_=MESSAGES.c.next_attempt_at.type),
+                    MESSAGES.c.next_attempt_at,
+                ),
+            ),
+            rows,
+        )
+        await _mark_undeliverable(session, bounces)
+        await write_notes(session, notes)
+    return taken
+
+
+async def _mark_undeliverable(session: AsyncSession, bounces: list[dict[str, Any]]) -> None:
+    if not bounces:
         return
-    try:
-        provider_id = await claimed.provider.send(claimed.outgoing)
-    except (TransientError, PermanentError) as error:
-        logger.warning("message %s not delivered: %s", message_id, error)
-        await _finish(ctx, claimed, None, error)
-        return
-    await _finish(ctx, claimed, provider_id, None)
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    await session.execute(
+        insert(cast(Table, Undeliverable.__table__)).on_conflict_do_nothing(
+            index_elements=["installation_id", "channel", "address"]
+        ),
+        bounces,
+    )
 
 
 async def give_up_stale(session: AsyncSession, now: datetime) -> int:

@@ -6,6 +6,8 @@ rendered, so a preview and a send show the same current data.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select
@@ -33,21 +35,7 @@ def customer_vars(profile: Profile) -> dict[str, Any]:
     }
 
 
-async def checkout_vars(
-    session: AsyncSession, installation_id: int, saleor_id: str
-) -> dict[str, Any] | None:
-    checkout = await session.scalar(
-        select(Checkout).where(
-            Checkout.installation_id == installation_id, Checkout.saleor_id == saleor_id
-        )
-    )
-    if checkout is None:
-        return None
-    lines = await session.scalars(
-        select(CheckoutLine)
-        .where(CheckoutLine.checkout_id == checkout.id)
-        .order_by(CheckoutLine.id)
-    )
+def _checkout_dict(checkout: Checkout, lines: list[CheckoutLine]) -> dict[str, Any]:
     meta = checkout.saleor_metadata or {}
     return {
         "id": checkout.saleor_id,
@@ -68,17 +56,7 @@ async def checkout_vars(
     }
 
 
-async def order_vars(
-    session: AsyncSession, installation_id: int, saleor_id: str
-) -> dict[str, Any] | None:
-    order = await session.scalar(
-        select(Order).where(Order.installation_id == installation_id, Order.saleor_id == saleor_id)
-    )
-    if order is None:
-        return None
-    lines = await session.scalars(
-        select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.id)
-    )
+def _order_dict(order: Order, lines: list[OrderLine]) -> dict[str, Any]:
     return {
         "id": order.saleor_id,
         "number": order.number or "",
@@ -96,6 +74,64 @@ async def order_vars(
             for line in lines
         ],
     }
+
+
+async def checkouts_vars(
+    session: AsyncSession, installation_id: int, saleor_ids: Collection[str]
+) -> dict[str, dict[str, Any]]:
+    """Many checkouts with their lines in two statements (a batch of messages)."""
+    if not saleor_ids:
+        return {}
+    checkouts = list(
+        await session.scalars(
+            select(Checkout).where(
+                Checkout.installation_id == installation_id, Checkout.saleor_id.in_(saleor_ids)
+            )
+        )
+    )
+    lines: dict[int, list[CheckoutLine]] = {c.id: [] for c in checkouts}
+    if checkouts:
+        for line in await session.scalars(
+            select(CheckoutLine)
+            .where(CheckoutLine.checkout_id.in_(list(lines)))
+            .order_by(CheckoutLine.id)
+        ):
+            lines[line.checkout_id].append(line)
+    return {c.saleor_id: _checkout_dict(c, lines[c.id]) for c in checkouts}
+
+
+async def orders_vars(
+    session: AsyncSession, installation_id: int, saleor_ids: Collection[str]
+) -> dict[str, dict[str, Any]]:
+    """Many orders with their lines in two statements (a batch of messages)."""
+    if not saleor_ids:
+        return {}
+    orders = list(
+        await session.scalars(
+            select(Order).where(
+                Order.installation_id == installation_id, Order.saleor_id.in_(saleor_ids)
+            )
+        )
+    )
+    lines: dict[int, list[OrderLine]] = {o.id: [] for o in orders}
+    if orders:
+        for line in await session.scalars(
+            select(OrderLine).where(OrderLine.order_id.in_(list(lines))).order_by(OrderLine.id)
+        ):
+            lines[line.order_id].append(line)
+    return {o.saleor_id: _order_dict(o, lines[o.id]) for o in orders}
+
+
+async def checkout_vars(
+    session: AsyncSession, installation_id: int, saleor_id: str
+) -> dict[str, Any] | None:
+    return (await checkouts_vars(session, installation_id, [saleor_id])).get(saleor_id)
+
+
+async def order_vars(
+    session: AsyncSession, installation_id: int, saleor_id: str
+) -> dict[str, Any] | None:
+    return (await orders_vars(session, installation_id, [saleor_id])).get(saleor_id)
 
 
 async def recommendations(session: AsyncSession, profile: Profile) -> list[dict[str, Any]]:
@@ -129,6 +165,50 @@ async def recommendations(session: AsyncSession, profile: Profile) -> list[dict[
     return [{"product_id": pid, "name": name, "bought_with": n} for pid, name, n in rows]
 
 
+@dataclass
+class Loaded:
+    """Checkouts and orders a batch of messages refers to, read once for the batch."""
+
+    checkouts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+async def load(
+    session: AsyncSession, installation_id: int, stored: Iterable[dict[str, Any] | None]
+) -> Loaded:
+    checkouts: set[str] = set()
+    orders: set[str] = set()
+    for values in stored:
+        if values and values.get("checkout_id"):
+            checkouts.add(str(values["checkout_id"]))
+        if values and values.get("order_id"):
+            orders.add(str(values["order_id"]))
+    return Loaded(
+        await checkouts_vars(session, installation_id, checkouts),
+        await orders_vars(session, installation_id, orders),
+    )
+
+
+def assemble(
+    profile: Profile,
+    stored: dict[str, Any] | None,
+    loaded: Loaded,
+    recommended: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The template's variables from what the batch read."""
+    stored = stored or {}
+    checkout_id, order_id = stored.get("checkout_id"), stored.get("order_id")
+    return {
+        "customer": customer_vars(profile),
+        "checkout": loaded.checkouts.get(str(checkout_id)) if checkout_id else None,
+        "order": loaded.orders.get(str(order_id)) if order_id else None,
+        "shipment": stored.get("shipment"),
+        "promo_code": stored.get("promo_code", ""),
+        "recommendations": recommended,
+        "data": stored.get("data") or {},
+    }
+
+
 async def build(
     session: AsyncSession,
     profile: Profile,
@@ -137,22 +217,6 @@ async def build(
     wants_recommendations: bool = True,
 ) -> dict[str, Any]:
     """The template's variables; the recommendations query runs only when asked for."""
-    stored = stored or {}
-    checkout_id, order_id = stored.get("checkout_id"), stored.get("order_id")
-    return {
-        "customer": customer_vars(profile),
-        "checkout": (
-            await checkout_vars(session, profile.installation_id, str(checkout_id))
-            if checkout_id
-            else None
-        ),
-        "order": (
-            await order_vars(session, profile.installation_id, str(order_id)) if order_id else None
-        ),
-        "shipment": stored.get("shipment"),
-        "promo_code": stored.get("promo_code", ""),
-        "recommendations": (
-            await recommendations(session, profile) if wants_recommendations else []
-        ),
-        "data": stored.get("data") or {},
-    }
+    loaded = await load(session, profile.installation_id, [stored])
+    recommended = await recommendations(session, profile) if wants_recommendations else []
+    return assemble(profile, stored, loaded, recommended)
