@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import event, select, update
 from sqlalchemy.engine import Engine
 
 from plugin.api.context import CURRENT
 from plugin.api.ids import to_global_id
+from plugin.commerce.models import Order
 from plugin.db.base import utcnow
 from plugin.db.engine import Database
 from plugin.kit.after_commit import unit_of_work
+from plugin.messaging.models import Message
 from plugin.profiles.models import Profile
 from plugin.segments.membership import refresh_installation
 from tests.api import gql, seed_customer, staff_headers
@@ -449,3 +452,33 @@ async def test_messages_and_parcels_page_with_cursors(
         staff_headers(saleor),
     )
     assert bad.body["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+
+
+async def test_a_message_shows_the_order_it_led_to(
+    app_server: RunningApp, saleor: Any, installation_id: int, db: Database
+) -> None:
+    pk = await seed_customer(db, installation_id, "won@example.com", orders=1, messages=2)
+    async with unit_of_work(db) as session:
+        order_id = await session.scalar(select(Order.id).where(Order.profile_id == pk))
+        first = await session.scalar(
+            select(Message.id).where(Message.profile_id == pk).order_by(Message.id).limit(1)
+        )
+        await session.execute(
+            update(Message)
+            .where(Message.id == first)
+            .values(converted_order_id=order_id, revenue=Decimal("25"), currency="EUR")
+        )
+    answer = await gql(
+        app_server,
+        "query($id: ID!) { customer(id: $id) { orders { nodes { id } } "
+        "messages { nodes { subject convertedOrderId revenue { amount currency } } } } }",
+        {"id": to_global_id("Customer", pk)},
+        staff_headers(saleor),
+    )
+    assert "errors" not in answer.body, answer.body
+    card = answer.data["customer"]
+    by_subject = {m["subject"]: m for m in card["messages"]["nodes"]}
+    won = by_subject["We miss you 0"]
+    assert won["convertedOrderId"] == card["orders"]["nodes"][0]["id"]
+    assert won["revenue"] == {"amount": "25.0000", "currency": "EUR"}
+    assert by_subject["We miss you 1"]["convertedOrderId"] is None

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import strawberry
 from strawberry.scalars import JSON
 
+from plugin.api.fields import field as api_field
 from plugin.api.ids import to_global_id
 from plugin.api.types.common import Money
 from plugin.messaging import models
@@ -186,10 +187,20 @@ class Message:
     sent_at: datetime | None
     opened_at: datetime | None
     clicked_at: datetime | None
+    converted_order_pk: strawberry.Private[int | None]
+    revenue: Money | None = strawberry.field(
+        description="The attributed order's total, when the message led to an order."
+    )
 
     @strawberry.field
     def id(self) -> strawberry.ID:
         return strawberry.ID(to_global_id("Message", self.pk))
+
+    @api_field("The order placed within the attribution window after this message.")
+    def converted_order_id(self) -> strawberry.ID | None:
+        if self.converted_order_pk is None:
+            return None
+        return strawberry.ID(to_global_id("Order", self.converted_order_pk))
 
     @classmethod
     def of(cls, row: models.Message) -> Message:
@@ -213,6 +224,8 @@ class Message:
             sent_at=row.sent_at,
             opened_at=row.opened_at,
             clicked_at=row.clicked_at,
+            converted_order_pk=row.converted_order_id,
+            revenue=Money.of(row.revenue, row.currency),
         )
 
 
