@@ -403,6 +403,9 @@ def test_flow_results_and_delivery_times_charts() -> None:
 
 def test_flows_and_import_in_words() -> None:
     assert describe_trigger({"type": "no_order_for_days", "days": 90}) == "No order for 90 days"
+    assert describe_trigger(
+        {"type": "no_order_for_days", "days": "typical", "default_days": 90}
+    ) == ("No order for the shop's typical interval between orders (90 days until known)")
     assert (
         describe_trigger({"type": "segment_entered", "segment": "vip"}) == "Segment entered “vip”"
     )

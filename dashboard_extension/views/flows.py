@@ -24,7 +24,12 @@ def describe_trigger(trigger: dict[str, Any]) -> str:
     """`{"type": "no_order_for_days", "days": 90}` → `No order for 90 days`."""
     kind = str(trigger.get("type") or "?")
     words = kind.replace("_", " ").capitalize()
-    if kind == "no_order_for_days":
+    if kind == "no_order_for_days" and trigger.get("days") == "typical":
+        fallback = trigger.get("default_days", 90)
+        words = (
+            f"No order for the shop's typical interval between orders ({fallback} days until known)"
+        )
+    elif kind == "no_order_for_days":
         words = f"No order for {trigger.get('days', '?')} days"
     elif kind in ("segment_entered", "segment_left"):
         words += f" “{trigger.get('segment', '?')}”"
