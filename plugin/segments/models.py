@@ -26,13 +26,16 @@ class Segment(TenantMixin, TimestampMixin, Base):
 
 
 class SegmentMembership(TenantMixin, Base):
+    """Written by the million on a first fill: no key of its own to `installations` (its
+    segment and its customer cascade) and no index by segment alone (the unique pair's
+    index serves)."""
+
     __tablename__ = "segment_memberships"
     __table_args__ = (UniqueConstraint("segment_id", "profile_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    segment_id: Mapped[int] = mapped_column(
-        ForeignKey("segments.id", ondelete="CASCADE"), index=True
-    )
+    installation_id: Mapped[int] = mapped_column(Integer, index=True)
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"))
     profile_id: Mapped[int] = mapped_column(
         ForeignKey("profiles.id", ondelete="CASCADE"), index=True
     )
