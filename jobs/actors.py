@@ -6,7 +6,8 @@ import logging
 from datetime import datetime, timedelta
 
 import dramatiq
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from jobs.runtime import broker, context
 from plugin.context import AppContext
@@ -19,7 +20,7 @@ from plugin.predictions.service import refit_installation
 from plugin.profiles.models import Profile
 from plugin.saleor.models import Installation, InstallationStatus
 from plugin.segments.membership import refresh_installation
-from plugin.segments.models import Segment
+from plugin.segments.models import RULE_CHANGED, Segment
 
 logger = logging.getLogger(__name__)
 MAX_BATCHES_PER_JOB = 25
@@ -85,11 +86,29 @@ async def refresh_segments() -> None:
                         Segment.installation_id == installation_id
                     )
                 )
-                if latest is not None and latest > fresh_after:
+                if (
+                    latest is not None
+                    and latest > fresh_after
+                    and not await has_waiting_segments(session, installation_id)
+                ):
                     continue
                 await refresh_installation(session, installation_id, now, dialect=ctx.db.dialect)
         except Exception:  # one shop's trouble never stops the others' refresh
             logger.exception("segment refresh failed for installation %s", installation_id)
+
+
+async def has_waiting_segments(session: AsyncSession, installation_id: int) -> bool:
+    """A segment saved on a large shop waits for this refresh (never computed, or its
+    rule changed): it goes now, however recently the shop was refreshed."""
+    waiting = await session.scalar(
+        select(Segment.id)
+        .where(
+            Segment.installation_id == installation_id,
+            or_(Segment.refreshed_at.is_(None), Segment.refreshed_at == RULE_CHANGED),
+        )
+        .limit(1)
+    )
+    return waiting is not None
 
 
 @dramatiq.actor(actor_name="predictions.refit", max_retries=0, time_limit=3_600_000, broker=broker)

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     fold_max_attempts: int = 8
     # How often every segment is recomputed for the whole base (time-driven rules).
     segments_refresh_seconds: float = 60.0
+    # A saved segment of a shop with more customers than this is computed by the next
+    # scheduled refresh (the dashboard shows it "being computed"), not inside the request.
+    segments_inline_fill_max: int = 200_000
     # How often each shop's purchase model (BG/NBD + Gamma-Gamma) is refitted.
     predictions_refit_seconds: float = 6 * 3600.0
     http_timeout_seconds: float = 10.0

@@ -8,13 +8,23 @@ from typing import Any
 
 from sqlalchemy import select
 
+from jobs.actors import has_waiting_segments
 from plugin.db.base import utcnow
 from plugin.db.engine import Database
 from plugin.kit.after_commit import unit_of_work
 from plugin.profiles.models import Profile
 from plugin.segments.builtin import BUILTIN_SEGMENTS, ensure_builtin_segments
-from plugin.segments.membership import reevaluate_profiles, refresh_installation
-from plugin.segments.models import Segment, SegmentDailyCount, SegmentMembership
+from plugin.segments.membership import (
+    recompute_after_save,
+    reevaluate_profiles,
+    refresh_installation,
+)
+from plugin.segments.models import (
+    RULE_CHANGED,
+    Segment,
+    SegmentDailyCount,
+    SegmentMembership,
+)
 from plugin.timeline.models import TimelineEntry
 from tests.conftest import RunningApp, eventually, new_installation
 from tests.simulator import FakeShop
@@ -268,3 +278,83 @@ async def test_refresh_with_more_segments_than_one_mask_holds(db: Database) -> N
     }
     assert held == expected
     assert counts == {f"s{k}": sum(1 for key, _ in expected if key == f"s{k}") for k in range(70)}
+
+
+async def test_a_large_shops_saved_segment_waits_for_the_scheduled_refresh(
+    db: Database,
+) -> None:
+    """Above the inline limit, saving computes nothing in the request: a new segment waits
+    unfilled (refreshed_at NULL), a changed rule waits marked RULE_CHANGED; the next
+    scheduled refresh fills the first silently and reports who moved for the second."""
+    installation_id = await new_installation(db)
+    now = utcnow()
+    async with unit_of_work(db) as session:
+        people = [
+            Profile(
+                installation_id=installation_id,
+                email=f"w{n}@example.com",
+                orders_count=n,
+                paid_orders_count=n,
+            )
+            for n in range(4)
+        ]
+        session.add_all(people)
+        segment = Segment(
+            installation_id=installation_id,
+            key="buyers",
+            name="Buyers",
+            rule={"field": "orders_count", "op": "gte", "value": 1},
+        )
+        session.add(segment)
+        await session.flush()
+        computed = await recompute_after_save(
+            session, segment, now, dialect=db.dialect, inline_max=3, created=True
+        )
+    assert computed is False
+    async with db.session() as session:
+        assert await has_waiting_segments(session, installation_id)
+        assert await _members_of(session, "buyers", installation_id) == set()
+    async with unit_of_work(db) as session:
+        await refresh_installation(session, installation_id, now, dialect=db.dialect)
+    async with db.session() as session:
+        assert not await has_waiting_segments(session, installation_id)
+        assert await _members_of(session, "buyers", installation_id) == {
+            "w1@example.com",
+            "w2@example.com",
+            "w3@example.com",
+        }
+    assert await _timeline_kinds(db, installation_id, "w1@example.com") == []  # a first fill
+
+    later = now + timedelta(minutes=5)
+    async with unit_of_work(db) as session:
+        segment = await session.get_one(Segment, segment.id)
+        segment.rule = {"field": "orders_count", "op": "gte", "value": 3}
+        await recompute_after_save(
+            session, segment, later, dialect=db.dialect, inline_max=3, created=False
+        )
+        assert segment.refreshed_at == RULE_CHANGED
+    async with db.session() as session:
+        assert await has_waiting_segments(session, installation_id)
+    async with unit_of_work(db) as session:
+        changes = await refresh_installation(session, installation_id, later, dialect=db.dialect)
+    assert sorted(changes["buyers"].left) == sorted(p.id for p in people[1:3])
+    assert await _timeline_kinds(db, installation_id, "w1@example.com") == ["segment_left:buyers"]
+    async with unit_of_work(db) as session:  # at or under the limit: computed at once
+        segment = await session.get_one(Segment, segment.id)
+        segment.rule = {"field": "orders_count", "op": "gte", "value": 0}
+        assert await recompute_after_save(
+            session, segment, later, dialect=db.dialect, inline_max=4, created=False
+        )
+    async with db.session() as session:
+        assert len(await _members_of(session, "buyers", installation_id)) == 4
+
+
+async def _members_of(session: Any, key: str, installation_id: int) -> set[str]:
+    return set(
+        await session.scalars(
+            select(Profile.email)
+            .join(SegmentMembership, SegmentMembership.profile_id == Profile.id)
+            .join(Segment, Segment.id == SegmentMembership.segment_id)
+            .where(Segment.installation_id == installation_id, Segment.key == key)
+        )
+    )

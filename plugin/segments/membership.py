@@ -43,7 +43,7 @@ from plugin.segments.catalog import (
 from plugin.segments.diff_postgres import WORK_MEM, diff_with_masks
 from plugin.segments.evaluate import matches
 from plugin.segments.facts import load_facts_by_id
-from plugin.segments.models import Segment, SegmentDailyCount, SegmentMembership
+from plugin.segments.models import RULE_CHANGED, Segment, SegmentDailyCount, SegmentMembership
 from plugin.segments.rfm import refresh_rfm
 from plugin.segments.rules import (
     Rule,
@@ -293,6 +293,32 @@ async def refresh_segment(
     await _count_today(session, [segment], now)
     await session.flush()
     return changes
+
+
+async def recompute_after_save(
+    session: AsyncSession,
+    segment: Segment,
+    now: datetime,
+    *,
+    dialect: str,
+    inline_max: int,
+    created: bool,
+) -> bool:
+    """After a segment is created or its rule changed: compute its members now when the
+    shop has at most `inline_max` customers (True), else leave it to the scheduled
+    refresh, which picks it up on its next tick (False). A request on a shop of millions
+    must not hold a transaction for the tens of seconds a first fill takes there."""
+    customers = await session.scalar(
+        select(func.count())
+        .select_from(Profile)
+        .where(Profile.installation_id == segment.installation_id)
+    )
+    if int(customers or 0) <= inline_max:
+        await refresh_segment(session, segment, now, dialect=dialect)
+        return True
+    segment.refreshed_at = None if created else RULE_CHANGED
+    await session.flush()
+    return False
 
 
 async def _note_many(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Boolean, Date, ForeignKey, Integer, String, Text, UniqueConstraint
@@ -23,6 +23,12 @@ class Segment(TenantMixin, TimestampMixin, Base):
     builtin: Mapped[bool] = mapped_column(Boolean, default=False)
     member_count: Mapped[int] = mapped_column(Integer, default=0)
     refreshed_at: Mapped[datetime | None]
+
+
+# `Segment.refreshed_at` of a rule changed but not recomputed yet: older than any refresh,
+# so the next scheduled run recomputes the shop, and (unlike NULL, a segment never
+# computed) reports who entered and left.
+RULE_CHANGED = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class SegmentMembership(TenantMixin, Base):

@@ -23,7 +23,7 @@ from plugin.api.fields import mutation as api_mutation
 from plugin.api.queries.segments import parsed_rule
 from plugin.api.types.segment import Segment
 from plugin.segments import models
-from plugin.segments.membership import check_references, refresh_segment
+from plugin.segments.membership import check_references, recompute_after_save
 from plugin.segments.rules import RuleError, parse_rule
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -109,7 +109,14 @@ class SegmentMutations:
                 await _check_references(session, viewer, input.slug, rule)
                 session.add(segment)
                 await session.flush()
-                await refresh_segment(session, segment, ctx.now, dialect=ctx.dialect)
+                await recompute_after_save(
+                    session,
+                    segment,
+                    ctx.now,
+                    dialect=ctx.dialect,
+                    inline_max=ctx.app.settings.segments_inline_fill_max,
+                    created=True,
+                )
         except IntegrityError:  # created by a concurrent request between check and insert
             raise Conflict(f"A segment {input.slug!r} exists already.", field="slug") from None
         return Segment.of(segment)
@@ -133,7 +140,14 @@ class SegmentMutations:
                 await _check_references(session, viewer, slug, rule)
                 segment.rule = rule
                 await session.flush()
-                await refresh_segment(session, segment, ctx.now, dialect=ctx.dialect)
+                await recompute_after_save(
+                    session,
+                    segment,
+                    ctx.now,
+                    dialect=ctx.dialect,
+                    inline_max=ctx.app.settings.segments_inline_fill_max,
+                    created=False,
+                )
             await session.flush()
         return Segment.of(segment)
 

@@ -23,6 +23,7 @@ from plugin.api.pagination import (
 from plugin.api.types.customer import Customer
 from plugin.segments import models
 from plugin.segments.describe import describe
+from plugin.segments.models import RULE_CHANGED
 from plugin.segments.rules import RuleError, parse_rule
 
 MAX_HISTORY_DAYS = 366
@@ -43,7 +44,10 @@ class Segment:
     rules: JSON = strawberry.field(description="The rule tree (see the segment rule language).")
     builtin: bool = strawberry.field(description="Built-in segments can be edited, not deleted.")
     member_count: int
-    refreshed_at: datetime | None
+    refreshed_at: datetime | None = strawberry.field(
+        description="When the members were last computed; null while a saved rule waits "
+        "for its computation (a large shop's is left to the next scheduled refresh)."
+    )
 
     @strawberry.field
     def id(self) -> strawberry.ID:
@@ -85,7 +89,8 @@ class Segment:
             rules=JSON(segment.rule),
             builtin=segment.builtin,
             member_count=segment.member_count,
-            refreshed_at=segment.refreshed_at,
+            # a rule changed and waiting for the scheduled refresh is not "computed in 1970"
+            refreshed_at=None if segment.refreshed_at == RULE_CHANGED else segment.refreshed_at,
         )
 
 
