@@ -1,8 +1,10 @@
-"""The per-request GraphQL context: viewer, one database session, fresh DataLoaders.
+"""The per-request GraphQL context: viewer, database sessions, fresh DataLoaders.
 
-Strawberry resolves sibling fields concurrently; an AsyncSession must not run two
-statements at once, so reads take turns on one lock. One session per request also gives
-every field of a response the same snapshot.
+Strawberry resolves sibling fields concurrently and an AsyncSession must not run two
+statements at once. On PostgreSQL the relations' batches (`scalars`, `rows`) are read on
+up to `READERS` autocommit connections at once, so a card's dozen statements overlap
+instead of queueing (at READ COMMITTED each statement has its own snapshot either way).
+Elsewhere, and for domain code (`run`, `scalar`), reads take turns on one session.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from plugin.db.base import utcnow
 from plugin.kit.after_commit import unit_of_work
 
 T = TypeVar("T")
+# Connections one request may read on at once (PostgreSQL).
+READERS = 3
 logger = logging.getLogger(__name__)
 
 # Set while a GraphQL request runs (logging, and tests that count its SQL statements).
@@ -42,6 +46,9 @@ class ApiContext:
     now: datetime = field(default_factory=utcnow)
     _session: AsyncSession | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _idle_readers: list[AsyncSession] = field(default_factory=list)
+    _readers: list[AsyncSession] = field(default_factory=list)
+    _reader_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(READERS))
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self)
@@ -79,9 +86,26 @@ class ApiContext:
             self._session = self.app.db.session()
         return self._session
 
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AsyncSession]:
+        if self.dialect != "postgresql":
+            async with self._lock:
+                yield self.session
+            return
+        async with self._reader_slots:
+            if self._idle_readers:
+                reader = self._idle_readers.pop()
+            else:
+                reader = AsyncSession(self.app.db.autocommit_engine, expire_on_commit=False)
+                self._readers.append(reader)
+            try:
+                yield reader
+            finally:
+                self._idle_readers.append(reader)
+
     async def scalars(self, statement: Any, params: Mapping[str, Any] | None = None) -> list[Any]:
-        async with self._lock:
-            return list(await self.session.scalars(statement, params))
+        async with self._reading() as session:
+            return list(await session.scalars(statement, params))
 
     async def scalar(self, statement: Any) -> Any:
         async with self._lock:
@@ -90,8 +114,8 @@ class ApiContext:
     async def rows(
         self, statement: Any, params: Mapping[str, Any] | None = None
     ) -> list[tuple[Any, ...]]:
-        async with self._lock:
-            return [tuple(row) for row in await self.session.execute(statement, params)]
+        async with self._reading() as session:
+            return [tuple(row) for row in await session.execute(statement, params)]
 
     async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """Domain code that takes a session (e.g. resolving segment thresholds), in turn."""
@@ -110,17 +134,23 @@ class ApiContext:
         self.loaders = Loaders(self)  # what the loaders cached may be stale now
 
     async def close(self) -> None:
+        for reader in self._readers:
+            await _close(reader)
         if self._session is None:
             return
-        try:
-            async with self._lock:  # never under a statement still running
-                await self._session.close()
-        except Exception:
-            # A resolver cancelled mid-statement (a sibling field failed) can leave the
-            # connection unusable: drop it, rather than fail an answer already made.
-            logger.warning("discarding a broken database connection", exc_info=True)
-            with contextlib.suppress(Exception):
-                await self._session.invalidate()
+        async with self._lock:  # never under a statement still running
+            await _close(self._session)
+
+
+async def _close(session: AsyncSession) -> None:
+    try:
+        await session.close()
+    except Exception:
+        # A resolver cancelled mid-statement (a sibling field failed) can leave the
+        # connection unusable: drop it, rather than fail an answer already made.
+        logger.warning("discarding a broken database connection", exc_info=True)
+        with contextlib.suppress(Exception):
+            await session.invalidate()
 
 
 Info = strawberry.Info[ApiContext, None]
