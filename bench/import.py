@@ -4,8 +4,9 @@ PostgreSQL by the real importer (`plugin.importer`, the code `import.run` runs).
 Measured in one run against the same simulator process (bench/saleor_lists.py):
 - baseline: reading every page of orders from the simulator without folding (HTTP, JSON):
   the ceiling the simulator and the transport put on any importer;
-- the import: customers, then checkouts, then orders, each page folded in one transaction
-  through the webhook folds; orders folded per second is the headline figure;
+- the import: customers, then checkouts, then orders, read ahead while earlier pages are
+  folded set-based (multi-row statements, the webhook folds' rules), the pages read by
+  then folded together in one transaction; orders folded per second is the headline;
 - the finishing step (RFM, scores, every segment and the analytics rollups, whole shop).
 
 Prints one JSON line: {"bench": "import", ...}. Goal (issue #8): ≥ 5,000 orders/s at
@@ -140,6 +141,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 step(f"{progress.percent:.0f}% ({progress.processed}/{progress.total})")
 
         step("import")
+        load_before = os.getloadavg()[0]
         started = time.perf_counter()
         async with httpx.AsyncClient(timeout=60) as http:
             status = await Importer(db, http, box, settings, on_progress=on_progress).run(run_id)
@@ -168,6 +170,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             else None,
             "finish_seconds": round(total_seconds - (marks["orders:end"] - started), 2),
             "total_seconds": round(total_seconds, 2),
+            "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             "goal_orders_per_second": GOAL,
             "goal_met": orders_rate >= GOAL,
         }

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from plugin.commerce.erased import skip_erased
 from plugin.commerce.models import Checkout, CheckoutLine, CheckoutState, Order
-from plugin.commerce.orders import checkout_keys
+from plugin.commerce.orders import SOURCE_COLUMNS, checkout_keys
 from plugin.kit.money import format_money
 from plugin.profiles.contacts import claims_for, language, location_fields, name_fields
 from plugin.profiles.fields import apply_fields, apply_source
 from plugin.profiles.identity import resolve
 from plugin.profiles.models import Profile
+from plugin.profiles.suppression import person_contacts
 from plugin.saleor.payloads import (
     JSON,
     amount,
@@ -34,30 +38,39 @@ EVENT_TITLES = {
 }
 
 
-def _apply_snapshot(checkout: Checkout, data: JSON, updated_at: object) -> None:
+def checkout_values(data: JSON) -> dict[str, Any]:
+    """The checkout's columns from one snapshot (shared by the webhook fold and the import)."""
     total = data.get("totalPrice") or {}
     channel = data.get("channel") or {}
     meta = metadata_dict(data.get("metadata"))
     user = data.get("user") if isinstance(data.get("user"), dict) else None
     lines = data.get("lines") or []
-    checkout.token = str(data["token"]) if data.get("token") else None
-    checkout.email = normalise_email(data.get("email"))
-    checkout.saleor_user_id = user.get("id") if user else None
-    checkout.channel_slug = channel.get("slug")
-    checkout.currency = currency_of(total.get("gross"), {"currency": channel.get("currencyCode")})
-    checkout.total_gross = gross(total)
-    checkout.subtotal_gross = gross(data.get("subtotalPrice"))
-    checkout.lines_count = len(lines)
-    checkout.quantity = sum(int(line.get("quantity") or 0) for line in lines)
-    checkout.charge_status = data.get("chargeStatus")
-    checkout.voucher_code = data.get("voucherCode")
-    checkout.language = language(data.get("languageCode"))
-    checkout.saleor_metadata = meta
-    for name, value in source_from_metadata(meta).items():
+    values: dict[str, Any] = {
+        "token": str(data["token"]) if data.get("token") else None,
+        "email": normalise_email(data.get("email")),
+        "saleor_user_id": user.get("id") if user else None,
+        "channel_slug": channel.get("slug"),
+        "currency": currency_of(total.get("gross"), {"currency": channel.get("currencyCode")}),
+        "total_gross": gross(total),
+        "subtotal_gross": gross(data.get("subtotalPrice")),
+        "lines_count": len(lines),
+        "quantity": sum(int(line.get("quantity") or 0) for line in lines),
+        "charge_status": data.get("chargeStatus"),
+        "voucher_code": data.get("voucherCode"),
+        "language": language(data.get("languageCode")),
+        "saleor_metadata": meta,
+    }
+    values.update(source_from_metadata(meta))
+    return values
+
+
+def _apply_snapshot(checkout: Checkout, data: JSON) -> None:
+    for name, value in checkout_values(data).items():
         setattr(checkout, name, value)
 
 
-def _lines(checkout: Checkout, data: JSON) -> list[CheckoutLine]:
+def checkout_line_values(data: JSON, checkout_currency: str) -> list[dict[str, Any]]:
+    """The checkout's lines from one snapshot, without their checkout and shop ids."""
     result = []
     for line in data.get("lines") or []:
         variant = line.get("variant") or {}
@@ -65,23 +78,50 @@ def _lines(checkout: Checkout, data: JSON) -> list[CheckoutLine]:
         category = product.get("category") or {}
         price = (line.get("totalPrice") or {}).get("gross")
         result.append(
-            CheckoutLine(
-                installation_id=checkout.installation_id,
-                checkout_id=checkout.id,
-                saleor_id=str(line.get("id") or ""),
-                product_id=product.get("id"),
-                product_name=product.get("name") or "",
-                variant_id=variant.get("id"),
-                variant_name=variant.get("name"),
-                sku=variant.get("sku"),
-                category_id=category.get("id"),
-                category_name=category.get("name"),
-                quantity=int(line.get("quantity") or 0),
-                total_price_gross=amount(price),
-                currency=currency_of(price, {"currency": checkout.currency}),
-            )
+            {
+                "saleor_id": str(line.get("id") or ""),
+                "product_id": product.get("id"),
+                "product_name": product.get("name") or "",
+                "variant_id": variant.get("id"),
+                "variant_name": variant.get("name"),
+                "sku": variant.get("sku"),
+                "category_id": category.get("id"),
+                "category_name": category.get("name"),
+                "quantity": int(line.get("quantity") or 0),
+                "total_price_gross": amount(price),
+                "currency": currency_of(price, {"currency": checkout_currency}),
+            }
         )
     return result
+
+
+def _lines(checkout: Checkout, data: JSON) -> list[CheckoutLine]:
+    return [
+        CheckoutLine(installation_id=checkout.installation_id, checkout_id=checkout.id, **values)
+        for values in checkout_line_values(data, checkout.currency)
+    ]
+
+
+def checkout_summary(event_type: str, data: JSON, currency: str) -> tuple[str, dict[str, Any]]:
+    """The timeline line and data of a checkout event: its own snapshot, not the newest."""
+    event_total = gross(data.get("totalPrice"))
+    event_quantity = sum(int(line.get("quantity") or 0) for line in data.get("lines") or [])
+    summary = f"{EVENT_TITLES.get(event_type, 'Checkout')} — {event_quantity} item(s), "
+    summary += format_money(event_total, currency)
+    entry = {"lines": len(data.get("lines") or []), "total": str(event_total), "currency": currency}
+    return summary, entry
+
+
+def checkout_profile_fields(
+    data: JSON, email: str | None, checkout_language: str | None
+) -> dict[str, Any]:
+    billing, shipping = data.get("billingAddress"), data.get("shippingAddress")
+    return {
+        "email": email,
+        "language": checkout_language,
+        **name_fields(billing or shipping),
+        **location_fields(shipping or billing),
+    }
 
 
 async def fold_checkout_event(
@@ -92,6 +132,9 @@ async def fold_checkout_event(
     issued_at = require_datetime(event.get("issuedAt"), "issuedAt")
     updated_at = parse_datetime(data.get("updatedAt")) or issued_at
     billing, shipping = data.get("billingAddress"), data.get("shippingAddress")
+    contacts = person_contacts(data.get("user"), data.get("email"))
+    if await skip_erased(session, installation_id, contacts, issued_at):
+        return []
 
     claims = claims_for(data.get("user"), data.get("email"), billing, shipping)
     profile = await resolve(session, installation_id, claims, updated_at)
@@ -108,12 +151,12 @@ async def fold_checkout_event(
             started_at=parse_datetime(data.get("created")) or updated_at,
             source_updated_at=updated_at,
         )
-        _apply_snapshot(checkout, data, updated_at)
+        _apply_snapshot(checkout, data)
         session.add(checkout)
         await session.flush()
         session.add_all(_lines(checkout, data))
     elif updated_at >= checkout.source_updated_at:
-        _apply_snapshot(checkout, data, updated_at)
+        _apply_snapshot(checkout, data)
         checkout.source_updated_at = updated_at
         await session.execute(delete(CheckoutLine).where(CheckoutLine.checkout_id == checkout.id))
         session.add_all(_lines(checkout, data))
@@ -133,33 +176,11 @@ async def fold_checkout_event(
 
     if profile is None:
         return []
-    event_total = gross(data.get("totalPrice"))
-    event_quantity = sum(int(line.get("quantity") or 0) for line in data.get("lines") or [])
     apply_fields(
-        profile,
-        updated_at,
-        {
-            "email": claims.email,
-            "language": checkout.language,
-            **name_fields(billing or shipping),
-            **location_fields(shipping or billing),
-        },
+        profile, updated_at, checkout_profile_fields(data, claims.email, checkout.language)
     )
-    apply_source(
-        profile,
-        checkout.started_at,
-        {
-            n: getattr(checkout, n)
-            for n in (
-                "utm_source",
-                "utm_medium",
-                "utm_campaign",
-                "utm_term",
-                "utm_content",
-                "referrer",
-            )
-        },
-    )
+    apply_source(profile, checkout.started_at, {n: getattr(checkout, n) for n in SOURCE_COLUMNS})
+    summary, entry = checkout_summary(event_type, data, checkout.currency)
     await record(
         session,
         installation_id=installation_id,
@@ -168,14 +189,8 @@ async def fold_checkout_event(
         occurred_at=issued_at,
         subject_type="checkout",
         subject_id=saleor_id,
-        # The entry describes this event's own snapshot, not the newest stored state.
-        summary=f"{EVENT_TITLES.get(event_type, 'Checkout')} — {event_quantity} item(s), "
-        + format_money(event_total, checkout.currency),
-        data={
-            "lines": len(data.get("lines") or []),
-            "total": str(event_total),
-            "currency": checkout.currency,
-        },
+        summary=summary,
+        data=entry,
         dedup_key=f"{event_type}:{saleor_id}:{issued_at.isoformat()}",
     )
     return [profile]

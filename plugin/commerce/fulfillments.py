@@ -5,10 +5,12 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from plugin.commerce.erased import skip_erased
 from plugin.commerce.models import Fulfillment
 from plugin.profiles.contacts import claims_for
 from plugin.profiles.identity import resolve
 from plugin.profiles.models import Profile
+from plugin.profiles.suppression import person_contacts
 from plugin.saleor.payloads import (
     JSON,
     metadata_dict,
@@ -52,6 +54,9 @@ async def fold_fulfillment_event(
     order_saleor_id = str(require(order, "id"))
     # Fulfillments carry no updatedAt: the event's own time orders the snapshots.
     issued_at = require_datetime(event.get("issuedAt"), "issuedAt")
+    contacts = person_contacts(order.get("user"), order.get("userEmail"))
+    if await skip_erased(session, installation_id, contacts, issued_at):
+        return []
 
     claims = claims_for(order.get("user"), order.get("userEmail"), order.get("shippingAddress"))
     profile = await resolve(session, installation_id, claims, issued_at)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from plugin.commerce.erased import skip_erased
 from plugin.commerce.models import Checkout, CheckoutState, Order, OrderLine
 from plugin.kit.money import format_money
 from plugin.profiles.contacts import (
@@ -19,6 +21,7 @@ from plugin.profiles.contacts import (
 from plugin.profiles.fields import apply_fields, apply_source
 from plugin.profiles.identity import resolve
 from plugin.profiles.models import Profile
+from plugin.profiles.suppression import person_contacts
 from plugin.saleor.payloads import (
     JSON,
     address_country,
@@ -58,44 +61,55 @@ def checkout_keys(checkout_id: str | None) -> list[str]:
     return [checkout_id, decoded[1]] if decoded else [checkout_id]
 
 
-def _apply_snapshot(order: Order, data: JSON, updated_at: datetime) -> None:
+SOURCE_COLUMNS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "referrer")
+
+
+def order_values(data: JSON, updated_at: datetime) -> dict[str, Any]:
+    """The order's columns from one snapshot (shared by the webhook fold and the import)."""
     total = data.get("total") or {}
     channel = data.get("channel") or {}
     currency = currency_of(total.get("gross"), {"currency": channel.get("currencyCode")})
     shipping = data.get("shippingAddress")
     meta = metadata_dict(data.get("metadata"))
     user = data.get("user") if isinstance(data.get("user"), dict) else None
-    order.number = str(data["number"]) if data.get("number") is not None else None
-    order.status = str(data.get("status") or "UNFULFILLED")
-    order.origin = data.get("origin")
-    order.charge_status = data.get("chargeStatus")
-    order.authorize_status = data.get("authorizeStatus")
-    order.is_paid = bool(data.get("isPaid"))
-    order.channel_slug = channel.get("slug")
-    order.currency = currency
-    order.total_gross = gross(total)
-    order.total_net = amount(total.get("net"))
-    order.total_tax = amount(total.get("tax"))
-    order.subtotal_gross = gross(data.get("subtotal"))
-    order.shipping_gross = gross(data.get("shippingPrice"))
-    order.total_charged = amount(data.get("totalCharged"))
-    order.total_refunded = amount(data.get("totalRefunded"))
-    order.voucher_code = data.get("voucherCode")
-    order.user_email = normalise_email(data.get("userEmail"))
-    order.saleor_user_id = user.get("id") if user else None
-    order.checkout_saleor_id = data.get("checkoutId")
-    order.language = language(data.get("languageCodeEnum"))
-    order.shipping_city = city_name(shipping.get("city")) if isinstance(shipping, dict) else None
-    order.shipping_country = address_country(shipping)
-    order.saleor_metadata = meta
-    order.placed_at = parse_datetime(data.get("created")) or updated_at
-    order.source_updated_at = updated_at
-    source = source_from_metadata(meta)
-    for name, value in source.items():
+    values: dict[str, Any] = {
+        "number": str(data["number"]) if data.get("number") is not None else None,
+        "status": str(data.get("status") or "UNFULFILLED"),
+        "origin": data.get("origin"),
+        "charge_status": data.get("chargeStatus"),
+        "authorize_status": data.get("authorizeStatus"),
+        "is_paid": bool(data.get("isPaid")),
+        "channel_slug": channel.get("slug"),
+        "currency": currency,
+        "total_gross": gross(total),
+        "total_net": amount(total.get("net")),
+        "total_tax": amount(total.get("tax")),
+        "subtotal_gross": gross(data.get("subtotal")),
+        "shipping_gross": gross(data.get("shippingPrice")),
+        "total_charged": amount(data.get("totalCharged")),
+        "total_refunded": amount(data.get("totalRefunded")),
+        "voucher_code": data.get("voucherCode"),
+        "user_email": normalise_email(data.get("userEmail")),
+        "saleor_user_id": user.get("id") if user else None,
+        "checkout_saleor_id": data.get("checkoutId"),
+        "language": language(data.get("languageCodeEnum")),
+        "shipping_city": city_name(shipping.get("city")) if isinstance(shipping, dict) else None,
+        "shipping_country": address_country(shipping),
+        "saleor_metadata": meta,
+        "placed_at": parse_datetime(data.get("created")) or updated_at,
+        "source_updated_at": updated_at,
+    }
+    values.update(source_from_metadata(meta))
+    return values
+
+
+def _apply_snapshot(order: Order, data: JSON, updated_at: datetime) -> None:
+    for name, value in order_values(data, updated_at).items():
         setattr(order, name, value)
 
 
-def _lines(order: Order, data: JSON) -> list[OrderLine]:
+def line_values(data: JSON, order_currency: str) -> list[dict[str, Any]]:
+    """The order's lines from one snapshot, without their order and shop ids."""
     lines = []
     for line in data.get("lines") or []:
         variant = line.get("variant") or {}
@@ -104,27 +118,61 @@ def _lines(order: Order, data: JSON) -> list[OrderLine]:
         product_type = product.get("productType") or {}
         unit = (line.get("unitPrice") or {}).get("gross")
         lines.append(
-            OrderLine(
-                installation_id=order.installation_id,
-                order_id=order.id,
-                saleor_id=str(line.get("id") or ""),
-                product_id=product.get("id"),
-                product_name=line.get("productName") or product.get("name") or "",
-                variant_id=line.get("productVariantId") or variant.get("id"),
-                variant_name=line.get("variantName"),
-                sku=line.get("productSku") or variant.get("sku"),
-                category_id=category.get("id"),
-                category_name=category.get("name"),
-                category_slug=category.get("slug"),
-                product_type=product_type.get("name"),
-                quantity=int(line.get("quantity") or 0),
-                quantity_fulfilled=int(line.get("quantityFulfilled") or 0),
-                unit_price_gross=amount(unit),
-                total_price_gross=gross(line.get("totalPrice")),
-                currency=currency_of(unit, {"currency": order.currency}),
-            )
+            {
+                "saleor_id": str(line.get("id") or ""),
+                "product_id": product.get("id"),
+                "product_name": line.get("productName") or product.get("name") or "",
+                "variant_id": line.get("productVariantId") or variant.get("id"),
+                "variant_name": line.get("variantName"),
+                "sku": line.get("productSku") or variant.get("sku"),
+                "category_id": category.get("id"),
+                "category_name": category.get("name"),
+                "category_slug": category.get("slug"),
+                "product_type": product_type.get("name"),
+                "quantity": int(line.get("quantity") or 0),
+                "quantity_fulfilled": int(line.get("quantityFulfilled") or 0),
+                "unit_price_gross": amount(unit),
+                "total_price_gross": gross(line.get("totalPrice")),
+                "currency": currency_of(unit, {"currency": order_currency}),
+            }
         )
     return lines
+
+
+def _lines(order: Order, data: JSON) -> list[OrderLine]:
+    return [
+        OrderLine(installation_id=order.installation_id, order_id=order.id, **values)
+        for values in line_values(data, order.currency)
+    ]
+
+
+def order_summary(event_type: str, number: str, data: JSON, currency: str) -> str:
+    """The timeline line of an order event (its own snapshot's total)."""
+    return (
+        EVENT_TITLES.get(event_type, "Order #{number}").format(number=number)
+        + " — "
+        + format_money(gross(data.get("total")), currency)
+    )
+
+
+def order_entry_data(order_number: str | None, data: JSON, currency: str) -> dict[str, Any]:
+    return {
+        "number": order_number,
+        "status": data.get("status"),
+        "total": str(gross(data.get("total"))),
+        "currency": currency,
+    }
+
+
+def order_profile_fields(data: JSON, email: str | None) -> dict[str, Any]:
+    """What the buyer typed, as profile fields (a statement as of placing the order)."""
+    billing, shipping = data.get("billingAddress"), data.get("shippingAddress")
+    return {
+        "email": email,
+        "language": language(data.get("languageCodeEnum")),
+        **name_fields(billing or shipping),
+        **location_fields(shipping or billing),
+    }
 
 
 async def _source_from_checkout(session: AsyncSession, order: Order) -> Checkout | None:
@@ -148,6 +196,9 @@ async def fold_order_event(
     issued_at = require_datetime(event.get("issuedAt"), "issuedAt")
     updated_at = parse_datetime(data.get("updatedAt")) or issued_at
     billing, shipping = data.get("billingAddress"), data.get("shippingAddress")
+    contacts = person_contacts(data.get("user"), data.get("userEmail"))
+    if await skip_erased(session, installation_id, contacts, issued_at):
+        return []
 
     claims = claims_for(data.get("user"), data.get("userEmail"), billing, shipping)
     profile = await resolve(session, installation_id, claims, updated_at)
@@ -181,14 +232,7 @@ async def fold_order_event(
             .values(state=CheckoutState.CONVERTED, order_saleor_id=order.saleor_id)
         )
         if not any((order.utm_source, order.utm_medium, order.utm_campaign, order.referrer)):
-            for name in (
-                "utm_source",
-                "utm_medium",
-                "utm_campaign",
-                "utm_term",
-                "utm_content",
-                "referrer",
-            ):
+            for name in SOURCE_COLUMNS:
                 setattr(order, name, getattr(checkout, name))
     await session.flush()
 
@@ -196,31 +240,8 @@ async def fold_order_event(
     if profile is not None:
         # What the buyer typed is a statement as of placing the order: later status
         # changes (updatedAt) must not make an old e-mail or name look new.
-        apply_fields(
-            profile,
-            order.placed_at,
-            {
-                "email": claims.email,
-                "language": language(data.get("languageCodeEnum")),
-                **name_fields(billing or shipping),
-                **location_fields(shipping or billing),
-            },
-        )
-        apply_source(
-            profile,
-            order.placed_at,
-            {
-                n: getattr(order, n)
-                for n in (
-                    "utm_source",
-                    "utm_medium",
-                    "utm_campaign",
-                    "utm_term",
-                    "utm_content",
-                    "referrer",
-                )
-            },
-        )
+        apply_fields(profile, order.placed_at, order_profile_fields(data, claims.email))
+        apply_source(profile, order.placed_at, {n: getattr(order, n) for n in SOURCE_COLUMNS})
         number = order.number or saleor_id
         await record(
             session,
@@ -230,15 +251,8 @@ async def fold_order_event(
             occurred_at=issued_at,
             subject_type="order",
             subject_id=saleor_id,
-            summary=EVENT_TITLES.get(event_type, "Order #{number}").format(number=number)
-            + " — "
-            + format_money(gross(data.get("total")), order.currency),
-            data={
-                "number": order.number,
-                "status": data.get("status"),
-                "total": str(gross(data.get("total"))),
-                "currency": order.currency,
-            },
+            summary=order_summary(event_type, number, data, order.currency),
+            data=order_entry_data(order.number, data, order.currency),
             dedup_key=f"{event_type}:{saleor_id}:{issued_at.isoformat()}",
         )
         touched.append(profile)

@@ -1,25 +1,44 @@
-"""Folding a page of Saleor's objects through the webhook folds.
+"""Folding a page of Saleor's objects with the semantics of the webhook folds.
 
-Each object becomes the event Saleor would have sent when it was created (an order →
-`ORDER_CREATED`, issued at the order's `created`), so the same fold code applies it:
-snapshots are kept only when at least as new by Saleor's `updatedAt`, identities resolve
-the same way, timeline entries carry the same dedup keys (importing twice, or importing
-what a webhook already brought, adds nothing).
+Each object stands for the event Saleor would have sent when it was created (an order →
+`ORDER_CREATED`, issued at the order's `created`): snapshots are kept only when at least as
+new by Saleor's `updatedAt`, identities resolve the same way, timeline entries carry the
+same dedup keys (importing twice, or importing what a webhook already brought, adds
+nothing). The page is written set-based (plugin/importer/batch_*.py, hundreds of rows per
+statement); `fold_nodes_one_by_one` is the webhook code itself, object by object, which
+the set-based path is tested against.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from plugin.commerce.models import Checkout, CheckoutLine, Order, OrderLine
+from plugin.importer.batch_checkouts import fold_checkouts
+from plugin.importer.batch_customers import fold_customers
+from plugin.importer.batch_orders import fold_orders
+from plugin.importer.figures import recompute_profiles
+from plugin.importer.items import Item, read_item
+from plugin.importer.people import PageWrites
 from plugin.inbox.folding import apply_payload, refresh_figures
-from plugin.profiles.models import Identity, IdentityKind, Profile
-from plugin.profiles.suppression import salt_for, suppression_hash
+from plugin.profiles.models import Identity, Profile, ProfileTotal
+from plugin.profiles.suppression import Contact, erased_among, person_contacts
 from plugin.saleor.payloads import JSON
+from plugin.timeline.models import TimelineEntry
+
+BatchFolder = Callable[[AsyncSession, int, Sequence[Item], PageWrites], Awaitable[int]]
+BATCH_FOLDERS: dict[str, BatchFolder] = {
+    "customers": fold_customers,
+    "checkouts": fold_checkouts,
+    "orders": fold_orders,
+}
+FOLDED_MODELS: tuple[type, ...] = (Profile, Identity, ProfileTotal, Order, OrderLine, Checkout)
+FOLDED_MODELS += (CheckoutLine, TimelineEntry)
 
 
 @dataclass(frozen=True)
@@ -55,58 +74,90 @@ def object_id(node: Any) -> str:
     return "?"
 
 
-def _contacts(node: JSON) -> list[tuple[IdentityKind, str]]:
-    """The person an object names: its Saleor user and e-mail."""
-    user = node.get("user") if isinstance(node.get("user"), dict) else None
-    found = []
-    user_id = node.get("id") if "dateJoined" in node else (user or {}).get("id")
-    if user_id:
-        found.append((IdentityKind.SALEOR_USER, str(user_id)))
-    for key in ("email", "userEmail"):
-        if isinstance(node.get(key), str) and node[key]:
-            found.append((IdentityKind.EMAIL, node[key]))
-    if user and isinstance(user.get("email"), str) and user["email"]:
-        found.append((IdentityKind.EMAIL, user["email"]))
-    return found
+def _contacts(resource: str, node: JSON) -> list[Contact]:
+    """The person an object names: its Saleor user and e-mails."""
+    if resource == "customers":
+        return person_contacts({"id": node.get("id")}, node.get("email"))
+    return person_contacts(node.get("user"), node.get("userEmail"), node.get("email"))
 
 
 async def erased_people(
-    session: AsyncSession, installation_id: int, nodes: list[JSON]
+    session: AsyncSession, installation_id: int, resource: str, nodes: list[JSON]
 ) -> list[bool]:
     """Which objects name a person who was erased (a deleted account, a GDPR request):
     Saleor still lists their orders, but importing them would write the person back.
     One query per page."""
-    salt = await salt_for(session, installation_id)
-    hashes = [
-        {suppression_hash(salt, kind, value) for kind, value in _contacts(node)} for node in nodes
-    ]
-    wanted = set().union(*hashes) if hashes else set()
-    if not wanted:
-        return [False] * len(nodes)
-    erased = set(
-        await session.scalars(
-            select(Identity.value).where(
-                Identity.installation_id == installation_id, Identity.value.in_(sorted(wanted))
-            )
-        )
+    return await erased_among(
+        session, installation_id, [_contacts(resource, node) for node in nodes]
     )
-    return [bool(h & erased) for h in hashes]
 
 
-async def fold_nodes(
+async def fold_nodes_one_by_one(
     session: AsyncSession, installation_id: int, resource: str, nodes: list[JSON], now: datetime
-) -> list[Profile]:
-    """Fold objects and recompute the figures of the customers they touched (once each).
-    Objects naming an erased person are left out.
-
-    Segments, RFM, scores and rollups are left to the end of the import, which refreshes
-    them for the whole shop in a few statements instead of once per page."""
+) -> set[int]:
+    """Each object through the webhook fold of the event it stands for, then the figures
+    of the customers they touched (once each). The reference the set-based path keeps to,
+    and the path of a page that failed (so the failure is pinned on its object)."""
     touched: list[Profile] = []
-    skip = await erased_people(session, installation_id, nodes)
+    skip = await erased_people(session, installation_id, resource, nodes)
     for node, erased in zip(nodes, skip, strict=True):
         if erased:
             continue
         event_type, payload = as_event(resource, node, now)
         touched += await apply_payload(session, installation_id, event_type, payload)
-    await refresh_figures(session, touched)
-    return touched
+    return set(await refresh_figures(session, touched))
+
+
+async def fold_nodes(
+    session: AsyncSession, installation_id: int, resource: str, nodes: list[JSON], now: datetime
+) -> set[int]:
+    """Fold a page set-based: objects naming an erased person are left out; runs of
+    objects go through multi-row statements; an object needing a merge of two profiles
+    goes through the webhook fold on its own, in its place. Then the figures of every
+    profile touched, in a few statements; the ids of those profiles.
+
+    Segments, RFM, scores and rollups are left to the end of the import, which refreshes
+    them for the whole shop in a few statements instead of once per page."""
+    skip = await erased_people(session, installation_id, resource, nodes)
+    items = [
+        read_item(resource, node, now)
+        for node, erased in zip(nodes, skip, strict=True)
+        if not erased
+    ]
+    folder = BATCH_FOLDERS[resource]
+    page = PageWrites()
+    start = 0
+    while start < len(items):
+        start += await folder(session, installation_id, items[start:], page)
+        if start < len(items):
+            await page.flush_pending(session)
+            await _fold_alone(
+                session, installation_id, resource, items[start].node, now, page.touched
+            )
+            start += 1
+    await recompute_profiles(session, installation_id, page.touched, page.pending)
+    return page.touched
+
+
+async def _fold_alone(
+    session: AsyncSession,
+    installation_id: int,
+    resource: str,
+    node: JSON,
+    now: datetime,
+    touched: set[int],
+) -> None:
+    """One object through the webhook fold. The ORM's copies of rows the set-based
+    statements changed are dropped first (and after), so neither side works on stale rows."""
+    _forget_rows(session)
+    event_type, payload = as_event(resource, node, now)
+    profiles = await apply_payload(session, installation_id, event_type, payload)
+    touched.update(p.id for p in profiles)
+    await session.flush()
+    _forget_rows(session)
+
+
+def _forget_rows(session: AsyncSession) -> None:
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, FOLDED_MODELS):
+            session.expunge(obj)

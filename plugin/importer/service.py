@@ -1,11 +1,14 @@
 """Starting, resuming and running an import of a shop's history.
 
 A run is claimed by one worker at a time (a heartbeat older than `STALE_AFTER` lets
-another take over a dead worker's run). Each page is folded in one transaction under the
-installation's fold lock — webhooks folding meanwhile wait their turn, and both keep the
-newest state by Saleor's timestamps — and the page's cursor is committed with its rows,
-so a restart resumes at the first page not folded. When a page fails, its objects are
-folded one by one so the failure is recorded on the object that caused it.
+another take over a dead worker's run). Pages are read ahead of the fold (a bounded
+queue, within the request budget); the pages read by the time the fold is free are folded
+together, set-based (plugin/importer/fold.py), in one transaction under the installation's
+fold lock — webhooks folding meanwhile wait their turn, and both keep the newest state by
+Saleor's timestamps — and the last page's cursor is committed with their rows, so a
+restart resumes at the first page not folded. When a batch fails, its objects are folded
+one by one through the webhook code so the failure is recorded on the object that
+caused it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from plugin.analytics import rollups
 from plugin.db.base import utcnow
 from plugin.db.engine import Database
 from plugin.db.locks import lock_installation
-from plugin.importer.fold import fold_nodes, object_id
+from plugin.importer.bulk import analyze, relaxed_commit
+from plugin.importer.fold import FOLDED_MODELS as IMPORTED_MODELS
+from plugin.importer.fold import fold_nodes, fold_nodes_one_by_one, object_id
 from plugin.importer.models import ImportFailure, ImportRun, ImportStatus
 from plugin.importer.progress import Progress, progress_of, resource_state
 from plugin.importer.source import RESOURCES, Page, Resource, SaleorPages
@@ -40,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 IMPORT_ACTOR = "import.run"
 STALE_AFTER = timedelta(minutes=2)
+READ_AHEAD = 16  # pages read ahead of the fold
+BATCH_OBJECTS = 1000  # at most this many objects folded in one transaction
 FAILURES_SHOWN = 100
 UNFINISHED = (ImportStatus.QUEUED, ImportStatus.RUNNING)
 ProgressCallback = Callable[[Progress], None]
@@ -141,6 +148,7 @@ class Importer:
         self.http = http
         self.box = box
         self.settings = settings
+        self.batches = 0
         self.on_progress = on_progress
 
     async def run(self, run_id: int, *, max_seconds: float | None = None) -> ImportStatus:
@@ -189,23 +197,68 @@ class Importer:
         state: dict[str, Any],
         deadline: float | None,
     ) -> ImportStatus:
+        """Pages are read ahead (a bounded queue) while earlier ones are folded; the pages
+        already read when the folder is free are folded together in one transaction,
+        whose cursor is the last one's — a restart resumes right after it."""
         size = max(1, min(self.settings.import_page_size, 100))
-        cursor: str | None = state.get("cursor")
-        fetch = asyncio.ensure_future(pages.page(resource, cursor, size))
+        queue: asyncio.Queue[Page | BaseException] = asyncio.Queue(maxsize=READ_AHEAD)
+        reader = asyncio.ensure_future(
+            self._read(pages, resource, state.get("cursor"), size, queue)
+        )
+        try:
+            while True:
+                batch = await self._next_batch(queue)
+                status = await self._fold_page(run_id, resource, batch)
+                if status is not ImportStatus.RUNNING or not batch.has_next:
+                    return ImportStatus.DONE if status is ImportStatus.RUNNING else status
+                if deadline is not None and time.monotonic() > deadline:
+                    await self._finish(run_id, ImportStatus.QUEUED, None)
+                    return ImportStatus.QUEUED
+        finally:
+            reader.cancel()
+
+    @staticmethod
+    async def _read(
+        pages: SaleorPages,
+        resource: Resource,
+        cursor: str | None,
+        size: int,
+        queue: asyncio.Queue[Page | BaseException],
+    ) -> None:
         while True:
-            page = await fetch
-            # The next page is fetched while this one is folded.
-            if page.has_next:
-                fetch = asyncio.ensure_future(pages.page(resource, page.end_cursor, size))
-            status = await self._fold_page(run_id, resource, page)
-            if status is not ImportStatus.RUNNING or not page.has_next:
-                if page.has_next:
-                    fetch.cancel()
-                return ImportStatus.DONE if status is ImportStatus.RUNNING else status
-            if deadline is not None and time.monotonic() > deadline:
-                fetch.cancel()
-                await self._finish(run_id, ImportStatus.QUEUED, None)
-                return ImportStatus.QUEUED
+            try:
+                page = await pages.page(resource, cursor, size)
+            except Exception as exc:  # handed to the folder, which ends the run with it
+                await queue.put(exc)
+                return
+            await queue.put(page)
+            if not page.has_next:
+                return
+            cursor = page.end_cursor
+
+    @staticmethod
+    async def _next_batch(queue: asyncio.Queue[Page | BaseException]) -> Page:
+        """The next page, with those already read behind it (up to `BATCH_OBJECTS`)."""
+        read: list[Page] = []
+        while True:
+            item = await queue.get() if not read else queue.get_nowait()
+            if isinstance(item, BaseException):
+                if read:  # fold what was read first; the error comes with the next batch
+                    queue.put_nowait(item)
+                    break
+                raise item
+            read.append(item)
+            if not item.has_next or sum(len(p.nodes) for p in read) >= BATCH_OBJECTS:
+                break
+            if queue.empty():
+                break
+        last = read[-1]
+        return Page(
+            nodes=[node for page in read for node in page.nodes],
+            end_cursor=last.end_cursor,
+            has_next=last.has_next,
+            total=last.total,
+        )
 
     async def _fold_page(self, run_id: int, resource: Resource, page: Page) -> ImportStatus:
         started = time.perf_counter()
@@ -215,7 +268,12 @@ class Importer:
                 run = await self._locked_run(session, run_id)
                 if run is None:
                     return ImportStatus.CANCELLED
+                await relaxed_commit(session)
                 await fold_nodes(session, run.installation_id, resource.name, page.nodes, utcnow())
+                self.batches += 1
+                if self.batches & (self.batches - 1) == 0 or not page.has_next:
+                    # The tables grow geometrically: statistics after batch 1, 2, 4, 8, …
+                    await analyze(session, IMPORTED_MODELS)
                 progress = self._advance(
                     session, run, resource, page, time.perf_counter() - started, []
                 )
@@ -258,7 +316,9 @@ class Importer:
                     if run is None:
                         return failures
                     await lock_installation(session, run.installation_id)
-                    await fold_nodes(session, run.installation_id, resource.name, [node], utcnow())
+                    await fold_nodes_one_by_one(
+                        session, run.installation_id, resource.name, [node], utcnow()
+                    )
             except Exception as exc:
                 failures.append((object_id(node), f"{type(exc).__name__}: {exc}"[:4000]))
         return failures

@@ -7,10 +7,13 @@ not un-suppress anyone) and different per shop, so one hash list says nothing ab
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from plugin.importer.bulk import any_of
 from plugin.profiles.models import Identity, IdentityKind
 from plugin.saleor.models import Installation
 from plugin.saleor.payloads import normalise_email, normalise_phone
@@ -56,3 +59,52 @@ async def is_suppressed(
         )
     )
     return found is not None
+
+
+Contact = tuple[IdentityKind, str]
+
+
+def person_contacts(user: Any, *emails: Any) -> list[Contact]:
+    """The keys an order, checkout or account names a person by: its Saleor user and every
+    e-mail it carries (the order's own and the account's). Phones are left out: families
+    share them, and one erased member must not silence the others' orders."""
+    found: list[Contact] = []
+    if isinstance(user, dict) and user.get("id"):
+        found.append((IdentityKind.SALEOR_USER, str(user["id"])))
+    candidates = [*emails, user.get("email") if isinstance(user, dict) else None]
+    for email in candidates:
+        if isinstance(email, str) and email.strip():
+            found.append((IdentityKind.EMAIL, email))
+    return found
+
+
+async def erased_among(
+    session: AsyncSession, installation_id: int, groups: Sequence[Iterable[Contact]]
+) -> list[bool]:
+    """For each group of contacts (one object each): does it name an erased person? One
+    query for all groups, so a page of an import costs what one webhook does."""
+    salt = await salt_for(session, installation_id)
+    lists = [list(group) for group in groups]
+    hashes = [{suppression_hash(salt, kind, value) for kind, value in group} for group in lists]
+    wanted = set().union(*hashes) if hashes else set()
+    if not wanted:
+        return [False] * len(hashes)
+    erased = set(
+        await session.scalars(
+            select(Identity.value).where(
+                Identity.installation_id == installation_id,
+                # The kind too, so the (installation, kind, value) index finds them.
+                Identity.kind.in_(sorted({kind for group in lists for kind, _ in group})),
+                any_of(session, Identity.value, sorted(wanted)),
+            )
+        )
+    )
+    return [bool(h & erased) for h in hashes]
+
+
+async def names_erased_person(
+    session: AsyncSession, installation_id: int, contacts: Iterable[Contact]
+) -> bool:
+    """Does this webhook's object name an erased person? Folding it would write them back
+    (a fresh guest profile with their e-mail)."""
+    return (await erased_among(session, installation_id, [list(contacts)]))[0]

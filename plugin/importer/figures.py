@@ -1,0 +1,187 @@
+"""The figures of every profile a page touched, in a handful of statements.
+
+The same definitions as `plugin.profiles.aggregates.recompute` (which does one profile at a
+time): the page's profiles' orders and checkouts are read in one query each, the figures
+computed with the same rules, then written with one UPDATE (executemany) and the
+per-currency totals replaced with one DELETE and one multi-row INSERT.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from plugin.commerce.models import Checkout, Order
+from plugin.db.base import ZERO
+from plugin.importer import pg_bulk
+from plugin.importer.bulk import delete_where_in, insert_rows
+from plugin.importer.people import update_profiles
+from plugin.profiles.aggregates import NOT_PLACED, PAID_CHARGE_STATUSES, _CurrencyFigures
+from plugin.profiles.models import ProfileTotal
+
+FIGURE_COLUMNS = (
+    "orders_count",
+    "paid_orders_count",
+    "cancelled_orders_count",
+    "refunded_orders_count",
+    "first_order_at",
+    "last_order_at",
+    "average_days_between_orders",
+    "last_checkout_at",
+    "channel",
+    "currency",
+    "total_spent",
+    "average_order_value",
+)
+
+
+def _figures(
+    orders: list[Any], checkouts: list[Any]
+) -> tuple[dict[str, Any], dict[str, _CurrencyFigures]]:
+    per_currency: dict[str, _CurrencyFigures] = defaultdict(_CurrencyFigures)
+    active_dates: list[datetime] = []
+    cancelled = refunded = 0
+    for order in orders:
+        if order.total_refunded > 0:
+            refunded += 1
+        if order.status == "CANCELED":
+            cancelled += 1
+            continue
+        figures = per_currency[order.currency]
+        figures.orders += 1
+        figures.spent += max(order.total_charged - order.total_refunded, ZERO)
+        active_dates.append(order.placed_at)
+        if order.is_paid or (order.charge_status or "") in PAID_CHARGE_STATUSES:
+            figures.paid += 1
+            figures.paid_totals += order.total_gross
+    active_dates.sort()
+    values: dict[str, Any] = {
+        "orders_count": sum(f.orders for f in per_currency.values()),
+        "paid_orders_count": sum(f.paid for f in per_currency.values()),
+        "cancelled_orders_count": cancelled,
+        "refunded_orders_count": refunded,
+        "first_order_at": active_dates[0] if active_dates else None,
+        "last_order_at": active_dates[-1] if active_dates else None,
+        "average_days_between_orders": (
+            round(
+                (active_dates[-1] - active_dates[0]).total_seconds()
+                / 86400
+                / (len(active_dates) - 1),
+                2,
+            )
+            if len(active_dates) > 1
+            else None
+        ),
+        "last_checkout_at": max((c.source_updated_at for c in checkouts), default=None),
+        "channel": _channel(orders, checkouts),
+    }
+    ranked = sorted(per_currency.items(), key=lambda kv: (-kv[1].orders, -kv[1].spent, kv[0]))
+    if ranked:
+        currency, main = ranked[0]
+        values.update(
+            currency=currency, total_spent=main.spent, average_order_value=main.average_check
+        )
+    else:
+        values.update(currency=None, total_spent=ZERO, average_order_value=ZERO)
+    return values, per_currency
+
+
+def _channel(orders: list[Any], checkouts: list[Any]) -> str | None:
+    """The latest order's channel, or the latest checkout's for one who never ordered."""
+    ordered = [o for o in orders if o.channel_slug]
+    if ordered:
+        return str(max(ordered, key=lambda o: (o.placed_at, o.id)).channel_slug)
+    carts = [c for c in checkouts if c.channel_slug is not None]
+    if carts:
+        return str(max(carts, key=lambda c: (c.source_updated_at, c.id)).channel_slug)
+    return None
+
+
+ORDER_COLUMNS: tuple[str, ...] = ("profile_id", "id", "status", "currency", "total_gross")
+ORDER_COLUMNS += ("total_charged",)
+ORDER_COLUMNS += ("total_refunded", "is_paid", "charge_status", "placed_at", "channel_slug")
+CHECKOUT_COLUMNS = ("profile_id", "id", "source_updated_at", "channel_slug")
+
+
+async def _read(
+    session: AsyncSession, ids: list[int]
+) -> tuple[dict[int, list[Any]], dict[int, list[Any]]]:
+    """The profiles' placed orders and their checkouts, grouped by profile."""
+    orders: dict[int, list[Any]] = defaultdict(list)
+    checkouts: dict[int, list[Any]] = defaultdict(list)
+    if session.get_bind().dialect.name == "postgresql":
+        order_rows = await pg_bulk.fetch(
+            session,
+            f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders "
+            "WHERE profile_id IN (SELECT unnest($1::int4[])) AND status <> ALL($2::varchar[])",
+            ids,
+            list(NOT_PLACED),
+        )
+        cart_rows = await pg_bulk.fetch(
+            session,
+            f"SELECT {', '.join(CHECKOUT_COLUMNS)} FROM checkouts "
+            "WHERE profile_id IN (SELECT unnest($1::int4[]))",
+            ids,
+        )
+        for row in order_rows:
+            orders[row["profile_id"]].append(SimpleNamespace(**dict(row)))
+        for row in cart_rows:
+            checkouts[row["profile_id"]].append(SimpleNamespace(**dict(row)))
+        return orders, checkouts
+    for start in range(0, len(ids), 10_000):
+        chunk = ids[start : start + 10_000]
+        order_query = select(*(getattr(Order, c) for c in ORDER_COLUMNS)).where(
+            Order.profile_id.in_(chunk), Order.status.not_in(NOT_PLACED)
+        )
+        for row in await session.execute(order_query):
+            orders[int(row.profile_id)].append(row)
+        cart_query = select(*(getattr(Checkout, c) for c in CHECKOUT_COLUMNS)).where(
+            Checkout.profile_id.in_(chunk)
+        )
+        for cart in await session.execute(cart_query):
+            checkouts[int(cart.profile_id)].append(cart)
+    return orders, checkouts
+
+
+async def recompute_profiles(
+    session: AsyncSession,
+    installation_id: int,
+    profile_ids: Iterable[int],
+    pending: dict[int, dict[str, Any]] | None = None,
+) -> None:
+    """`pending`: new state of some of these profiles, written in the same UPDATE (one new
+    row version per profile and page instead of two)."""
+    pending = pending or {}
+    ids = sorted(set(profile_ids) | set(pending))
+    if not ids:
+        return
+    orders, checkouts = await _read(session, ids)
+    updates, with_state, totals = [], [], []
+    for pid in ids:
+        values, per_currency = _figures(orders.get(pid, []), checkouts.get(pid, []))
+        if pid in pending:
+            with_state.append({"id": pid, **pending[pid], **values})
+        else:
+            updates.append({"id": pid, **values})
+        totals += [
+            {
+                "installation_id": installation_id,
+                "profile_id": pid,
+                "currency": currency,
+                "orders_count": f.orders,
+                "paid_orders_count": f.paid,
+                "total_spent": f.spent,
+                "average_order_value": f.average_check,
+            }
+            for currency, f in per_currency.items()
+        ]
+    await update_profiles(session, updates)
+    await update_profiles(session, with_state)
+    await delete_where_in(session, ProfileTotal, "profile_id", ids)
+    await insert_rows(session, ProfileTotal, totals)

@@ -1,0 +1,63 @@
+"""One listed object, read once: its ids, Saleor's times and the person it names."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from plugin.profiles.contacts import claims_for
+from plugin.profiles.identity import Claims
+from plugin.saleor.payloads import JSON, parse_datetime, require, require_datetime
+
+
+@dataclass
+class Item:
+    """An object of a page as the webhook it stands for (`*_CREATED`, issued when it was
+    created): `issued_at` stamps its timeline entry, `updated_at` orders its snapshots."""
+
+    node: JSON
+    saleor_id: str
+    issued_at: datetime
+    updated_at: datetime
+    claims: Claims
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def read_item(resource: str, node: JSON, now: datetime) -> Item:
+    """The object's keys, or a `PayloadError` naming what is missing."""
+    saleor_id = str(require(node, "id"))
+    created_field = {"customers": "dateJoined"}.get(resource, "created")
+    issued = node.get(created_field) or node.get("updatedAt") or now.isoformat()
+    issued_at = require_datetime(issued, "issuedAt")
+    updated_at = parse_datetime(node.get("updatedAt")) or issued_at
+    billing, shipping = node.get("billingAddress"), node.get("shippingAddress")
+    if resource == "customers":
+        claims = claims_for(
+            node,
+            node.get("email"),
+            node.get("defaultShippingAddress"),
+            node.get("defaultBillingAddress"),
+        )
+    elif resource == "orders":
+        claims = claims_for(node.get("user"), node.get("userEmail"), billing, shipping)
+    else:
+        claims = claims_for(node.get("user"), node.get("email"), billing, shipping)
+    return Item(node, saleor_id, issued_at, updated_at, claims)
+
+
+def dedup_key(event_type: str, item: Item) -> str:
+    """The timeline key the webhook of the same event would use."""
+    return f"{event_type}:{item.saleor_id}:{item.issued_at.isoformat()}"
+
+
+def first_duplicate(items: Sequence[Item]) -> int:
+    """Index of the first object listed twice in the page (a later snapshot of one already
+    seen is folded on its own, after it), or len(items)."""
+    seen: set[str] = set()
+    for n, item in enumerate(items):
+        if item.saleor_id in seen:
+            return n
+        seen.add(item.saleor_id)
+    return len(items)
