@@ -315,3 +315,25 @@ async def test_an_erased_persons_orders_are_not_imported_again(
     assert found == 0
     assert buyer0 is not None
     assert buyer0.orders_count == 1
+
+
+async def test_the_rate_counts_the_time_spent_waiting_for_saleor(
+    saleor: Any, db: Database, settings: Settings
+) -> None:
+    """A rate-limited shop: reading pages is most of the time, so the run's rate (and its
+    ETA) must count it, or the dashboard would show "0 s left" half-way."""
+    saleor.shop = history(customers=4, guest_orders=4)
+    installation_id = await shop_installation(db, saleor, settings)
+    run_id = await queue_run(db, installation_id)
+    status = await run_import(
+        db, settings, run_id, import_page_size=1, import_requests_per_second=8
+    )
+    assert status is ImportStatus.DONE
+    requests = sum(
+        len(_requests_for(saleor, op))
+        for op in ("ImportCustomers", "ImportCheckouts", "ImportOrders")
+    )
+    run = await get_run(db, run_id)
+    assert requests >= 8
+    # The requests were spaced 1/8 s apart: the run was busy at least that long.
+    assert run.busy_seconds >= 0.8 * (requests - 1) / 8

@@ -206,9 +206,13 @@ class Importer:
             self._read(pages, resource, state.get("cursor"), size, queue)
         )
         try:
+            # The rate (and so the ETA) counts waiting for Saleor as well as folding: with
+            # a slow or rate-limited shop, reading is most of the time.
+            since = time.perf_counter()
             while True:
                 batch = await self._next_batch(queue)
-                status = await self._fold_page(run_id, resource, batch)
+                status = await self._fold_page(run_id, resource, batch, since)
+                since = time.perf_counter()
                 if status is not ImportStatus.RUNNING or not batch.has_next:
                     return ImportStatus.DONE if status is ImportStatus.RUNNING else status
                 if deadline is not None and time.monotonic() > deadline:
@@ -260,8 +264,10 @@ class Importer:
             total=last.total,
         )
 
-    async def _fold_page(self, run_id: int, resource: Resource, page: Page) -> ImportStatus:
-        started = time.perf_counter()
+    async def _fold_page(
+        self, run_id: int, resource: Resource, page: Page, started: float
+    ) -> ImportStatus:
+        """Fold one batch; `started` is when waiting for it began."""
         failures: list[tuple[str, str]] = []
         try:
             async with unit_of_work(self.db) as session:
