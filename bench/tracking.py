@@ -3,10 +3,14 @@
 Three carriers (AfterShip, CDEK, Russian Post), each a local double that enforces its own
 rate limit (429 above it); each shop account is configured just under that limit. One
 run measures:
-- baseline: the same number of tracking requests sent straight to the doubles with the
-  same concurrency, no database (what the network and the doubles cost);
-- a full polling round through the scheduler: claim from the durable schedule, poll
-  within each account's concurrency and rate limits, fold the answers, reschedule.
+- baseline: one tracking request per parcel sent straight to the doubles with the same
+  concurrency and rate, no database (what the network and the doubles cost);
+- a full polling round as the tick runs it: every carrier account claims its due parcels
+  batch after batch from the durable schedule, polls them within its limits (AfterShip
+  reads 50 numbers per request; CDEK and Russian Post have no bulk read), folds the
+  answers in multi-row writes and reschedules, until nothing is due or the interval
+  is spent. Rate limits go through the store the tick would use (`--redis-url`: Redis;
+  else the database on PostgreSQL, this process on SQLite).
 
 Goals (issue #7): the round keeps every per-carrier rate limit (no 429) and finishes
 within the configured interval. Prints one JSON line: {"bench": "tracking", ...}.
@@ -34,13 +38,14 @@ from sqlalchemy import func, insert, select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import plugin.db.models  # noqa: E402, F401  (every model: foreign keys resolve in workers)
 from plugin.db.base import utcnow  # noqa: E402
 from plugin.db.engine import Database  # noqa: E402
 from plugin.db.migrate import upgrade  # noqa: E402
 from plugin.kit.after_commit import unit_of_work  # noqa: E402
 from plugin.saleor.models import Installation  # noqa: E402
 from plugin.settings import Settings  # noqa: E402
-from plugin.tracking import accounts, polling  # noqa: E402
+from plugin.tracking import accounts, limits, polling  # noqa: E402
 from plugin.tracking.carriers.aftership import AfterShipAdapter  # noqa: E402
 from plugin.tracking.carriers.base import AccountConfig, Adapter, CarrierError  # noqa: E402
 from plugin.tracking.carriers.cdek import CdekAdapter  # noqa: E402
@@ -54,6 +59,7 @@ CARRIERS = {"aftership": (0.5, 40, 8), "cdek": (0.3, 30, 6), "russian_post": (0.
 # Simulated network round trip of a carrier API, seconds.
 LATENCY = 0.03
 HEADROOM = 0.9  # accounts are configured at 90 % of the carrier's limit
+BATCH = 2000  # the default TRACKING_POLL_BATCH
 
 
 def log(message: str) -> None:
@@ -234,12 +240,76 @@ async def _baseline(
         return time.perf_counter() - started
 
 
+async def _round(
+    database_url: str, redis_url: str, interval: float, *, shared: bool
+) -> tuple[polling.RoundStats, str]:
+    """One worker's round, as the tick runs it: every account batch after batch until
+    nothing is due or the interval is spent. `shared`: several workers run at once, so
+    even on SQLite the limits go through a shared store (the database)."""
+    db = Database(Settings(database_url=database_url))
+    rates: limits.RateStore = (
+        limits.DatabaseRates(db) if shared and not redis_url else limits.store_for(redis_url, db)
+    )
+    try:
+        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=200)) as http:
+            stats = await polling.poll_round(
+                db,
+                http,
+                accounts.box("bench-secret"),
+                batch=BATCH,
+                stalled_days=5,
+                rates=rates,
+                until=time.monotonic() + interval,
+            )
+        return stats, type(rates).__name__
+    finally:
+        await limits.close_store(rates)
+        await db.dispose()
+
+
+def _worker(database_url: str, redis_url: str, interval: float, conn: Connection) -> None:
+    """A worker process of its own (spawned: it shares only the database and Redis)."""
+    stats, store = asyncio.run(_round(database_url, redis_url, interval, shared=True))
+    conn.send((stats, store))
+
+
+async def _rounds(
+    database_url: str, redis_url: str, interval: float, workers: int
+) -> tuple[polling.RoundStats, str]:
+    """Several worker processes poll at once; their figures added up (peaks in flight
+    are per process, so they add up too: what the carrier sees)."""
+    spawn = multiprocessing.get_context("spawn")
+    pipes, processes = [], []
+    for _ in range(workers):
+        mine, theirs = spawn.Pipe()
+        process = spawn.Process(target=_worker, args=(database_url, redis_url, interval, theirs))
+        process.start()
+        pipes.append(mine)
+        processes.append(process)
+    total = polling.RoundStats()
+    store = ""
+    for conn in pipes:
+        stats, store = await asyncio.to_thread(conn.recv)
+        in_flight = dict(total.max_in_flight)
+        rates = dict(total.requests_per_second)
+        total.add(stats)
+        for key, peak in stats.max_in_flight.items():
+            total.max_in_flight[key] = in_flight.get(key, 0) + peak
+        for key, rate in stats.requests_per_second.items():
+            total.requests_per_second[key] = rates.get(key, 0.0) + rate
+    for process in processes:
+        await asyncio.to_thread(process.join, 30)
+    return total, store
+
+
 async def run(
     shipments: int,
     interval: float,
     database_url: str,
     carriers: Carriers,
     numbers: dict[str, list[str]],
+    redis_url: str = "",
+    workers: int = 1,
 ) -> dict[str, Any]:
     settings = Settings(database_url=database_url)
     db = Database(settings)
@@ -251,25 +321,18 @@ async def run(
         baseline = await _baseline(carriers.urls, numbers, baseline_errors)
         carriers.counters(reset=True)
         log("a full polling round through the scheduler")
-        box = accounts.box("bench-secret")
         started = time.perf_counter()
-        rounds = polled = limited = 0
         rps: dict[str, float] = {}
         in_flight: dict[str, int] = {}
-        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=200)) as http:
-            while True:
-                stats = await polling.poll_round(db, http, box, batch=2000, stalled_days=5)
-                rounds += 1
-                polled += stats.polled
-                limited += stats.rate_limited
-                for key, value in stats.requests_per_second.items():
-                    carrier = key.split(":", 1)[1]
-                    rps[carrier] = max(rps.get(carrier, 0.0), value)
-                for key, peak in stats.max_in_flight.items():
-                    carrier = key.split(":", 1)[1]
-                    in_flight[carrier] = max(in_flight.get(carrier, 0), peak)
-                if stats.claimed < 2000:
-                    break
+        if workers == 1:
+            stats, store = await _round(database_url, redis_url, interval, shared=False)
+        else:
+            stats, store = await _rounds(database_url, redis_url, interval, workers)
+        polled, limited = stats.polled, stats.rate_limited
+        for key, value in stats.requests_per_second.items():
+            rps[key.split(":", 1)[1]] = value
+        for key, peak in stats.max_in_flight.items():
+            in_flight[key.split(":", 1)[1]] = peak
         elapsed = time.perf_counter() - started
         async with db.session() as session:
             moved = await session.scalar(
@@ -301,7 +364,10 @@ async def run(
             "round_vs_baseline": round(elapsed / baseline, 2),
             "polls_per_second": round(polled / elapsed, 1),
             "round_within_interval": elapsed <= interval,
-            "scheduler_rounds": rounds,
+            "rate_store": store,
+            "workers": workers,
+            "carrier_requests": stats.requests,
+            "baseline_requests": shipments,
             "polled": polled,
             "status_changed": moved,
             "rate_limited_by_carriers": carrier_429,
@@ -321,6 +387,12 @@ def main() -> None:
     parser.add_argument("--shipments", type=int, default=10_000)
     parser.add_argument("--interval", type=float, default=300.0, help="the configured round, s")
     parser.add_argument("--database-url", default="")
+    parser.add_argument(
+        "--redis-url", default="", help="share the rate limits in Redis (else the database)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes polling at once (shared limits)"
+    )
     args = parser.parse_args()
     url = args.database_url or f"sqlite:///{tempfile.mkdtemp(prefix='crm-bench-')}/bench.sqlite3"
     os.environ["DATABASE_URL"] = url
@@ -328,7 +400,17 @@ def main() -> None:
     numbers = _numbers(args.shipments)
     carriers = Carriers(numbers)
     try:
-        figures = asyncio.run(run(args.shipments, args.interval, url, carriers, numbers))
+        figures = asyncio.run(
+            run(
+                args.shipments,
+                args.interval,
+                url,
+                carriers,
+                numbers,
+                args.redis_url,
+                args.workers,
+            )
+        )
     finally:
         carriers.stop()
     print(json.dumps(figures))

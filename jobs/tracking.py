@@ -14,7 +14,7 @@ from jobs.runtime import broker, context
 from plugin.context import AppContext
 from plugin.db.base import utcnow
 from plugin.kit.after_commit import unit_of_work
-from plugin.tracking import accounts, alerts, polling
+from plugin.tracking import accounts, alerts, limits, polling
 from plugin.tracking import webhooks as carrier_webhooks
 
 logger = logging.getLogger(__name__)
@@ -31,41 +31,46 @@ def _client(ctx: AppContext) -> httpx.AsyncClient:
 
 
 async def tick(ctx: AppContext) -> polling.RoundStats:
-    """One scheduler tick: due polls, stalled parcels, unsent alerts, unapplied pushes."""
+    """One scheduler tick: due polls, stalled parcels, unsent alerts, unapplied pushes.
+    Each carrier account polls batch after batch until it has nothing due or the tick's
+    budget is spent; the accounts' rate limits are shared with every other worker."""
     settings = ctx.settings
     secrets_box = accounts.box(settings.secret_key.get_secret_value())
     deadline = time.monotonic() + settings.tracking_tick_seconds * TICK_BUDGET
-    total = polling.RoundStats()
-    async with _client(ctx) as http:
-        while True:
+    rates = limits.store_for(settings.redis_url, ctx.db)
+    try:
+        async with _client(ctx) as http:
             stats = await polling.poll_round(
                 ctx.db,
                 http,
                 secrets_box,
                 batch=settings.tracking_poll_batch,
                 stalled_days=settings.tracking_stalled_days,
+                rates=rates,
+                until=deadline,
             )
-            total.claimed += stats.claimed
-            total.polled += stats.polled
-            total.changed += stats.changed
-            total.failed += stats.failed
-            total.rate_limited += stats.rate_limited
-            if stats.claimed < settings.tracking_poll_batch or time.monotonic() > deadline:
-                break
-        async with ctx.db.session() as session:
-            pending = await carrier_webhooks.pending_ids(session)
-        for webhook_id in pending:
-            await carrier_webhooks.apply(
-                ctx.db, http, secrets_box, webhook_id, stalled_days=settings.tracking_stalled_days
-            )
-        now = utcnow()
-        async with unit_of_work(ctx.db) as session:
-            for shipment in await alerts.stalled_candidates(
-                session, now, settings.tracking_stalled_days
-            ):
-                alerts.raise_alerts(shipment, now, settings.tracking_stalled_days)
-        await alerts.send_pending(ctx.db, http, ctx.box)
-    return total
+            async with ctx.db.session() as session:
+                pending = await carrier_webhooks.pending_ids(session)
+            for webhook_id in pending:
+                await carrier_webhooks.apply(
+                    ctx.db,
+                    http,
+                    secrets_box,
+                    webhook_id,
+                    stalled_days=settings.tracking_stalled_days,
+                )
+            now = utcnow()
+            async with unit_of_work(ctx.db) as session:
+                for shipment in await alerts.stalled_candidates(
+                    session, now, settings.tracking_stalled_days
+                ):
+                    await alerts.raise_alerts(
+                        session, shipment, now, settings.tracking_stalled_days
+                    )
+            await alerts.send_pending(ctx.db, http, ctx.box)
+    finally:
+        await limits.close_store(rates)
+    return stats
 
 
 @dramatiq.actor(actor_name="tracking.tick", max_retries=0, time_limit=600_000, broker=broker)

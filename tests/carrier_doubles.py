@@ -244,6 +244,13 @@ class AfterShipDouble(LoopbackDouble):
         ok = {"code": 200, "message": "OK", "type": "OK"}
         if method == "GET":
             numbers = parse_qs(url.query).get("tracking_numbers", [""])[0].split(",")
+            if len(numbers) > 50:  # the API reads at most 50 numbers per request
+                meta = {
+                    "code": 4001,
+                    "message": "tracking_numbers accepts at most 50 values.",
+                    "type": "BadRequest",
+                }
+                return 400, {"meta": meta, "data": {}}, {}
             found = [self.trackings[n] for n in numbers if n in self.trackings]
             return 200, {"meta": ok, "data": {"trackings": found}}, {}
         try:

@@ -345,7 +345,7 @@ async def test_alerts_are_written_back_to_saleor_once(
                 for shipment in await alerts.stalled_candidates(
                     session, later, 5, installation_id=installation_id
                 ):
-                    alerts.raise_alerts(shipment, later, 5)
+                    await alerts.raise_alerts(session, shipment, later, 5)
             await alerts.send_pending(db, http, TOKENS)
             await alerts.send_pending(db, http, TOKENS)  # nothing left: no second note
 

@@ -12,6 +12,7 @@ import random
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -274,20 +275,19 @@ async def test_pickup_point_reaches_the_timeline(
 async def test_concurrency_limit_per_carrier_account(
     db: Database, http: httpx.AsyncClient, shop: Shop
 ) -> None:
-    with AfterShipDouble(latency=0.05) as slow:
+    with CdekDouble(latency=0.05) as slow:
         await shop.account(
-            "aftership",
+            "cdek",
             slow.base_url,
-            {"api_key": "as-key"},
+            {"client_id": "cdek-id", "client_secret": "cdek-secret"},
             max_concurrency=3,
             requests_per_second=500,
         )
-        ids = [await shop.ship(f"CONC{n:06d}") for n in range(30)]
+        ids = [await shop.ship(f"77{n:08d}", metadata={"carrier": "cdek"}) for n in range(30)]
         for n in range(30):
-            slow.set_tracking(
-                f"CONC{n:06d}",
-                "InTransit",
-                checkpoints=[("2027-05-31T06:00:00Z", "InTransit", "Hub", "Leipzig")],
+            slow.set_statuses(
+                f"77{n:08d}",
+                [("SENT_TO_TRANSIT_CITY", "Отправлен", "2027-05-31T06:00:00+0300", "Москва")],
             )
         stats = await _round(db, http, FUTURE)
         assert slow.max_in_flight <= 3
@@ -296,6 +296,35 @@ async def test_concurrency_limit_per_carrier_account(
     assert max(stats.max_in_flight.values()) <= 3
     statuses = {(await shop.get(i)).status for i in ids}
     assert statuses == {Status.IN_TRANSIT}
+
+
+async def test_aftership_parcels_are_read_fifty_per_request(
+    db: Database, http: httpx.AsyncClient, aftership: AfterShipDouble, shop: Shop
+) -> None:
+    await shop.account("aftership", aftership.base_url, {"api_key": "as-key"})
+    numbers = [f"BULK{n:08d}" for n in range(120)]
+    ids = [await shop.ship(number) for number in numbers]
+    for number in numbers[:-1]:  # the last one AfterShip does not track yet
+        aftership.set_tracking(
+            number,
+            "InTransit",
+            checkpoints=[("2027-05-31T06:00:00Z", "InTransit", "Hub", "Leipzig")],
+        )
+    stats = await _round(db, http, FUTURE)
+    reads = [r for r in aftership.requests if r["method"] == "GET"]
+    sizes = sorted(
+        len(parse_qs(urlsplit(r["path"]).query)["tracking_numbers"][0].split(",")) for r in reads
+    )
+    assert sizes == [20, 50, 50]
+    assert aftership.created == [numbers[-1]]  # registered with one POST of its own
+    assert stats.polled == 120
+    assert stats.requests == 4
+    shipments = [await shop.get(i) for i in ids]
+    assert {s.status for s in shipments[:-1]} == {Status.IN_TRANSIT}
+    assert shipments[-1].status is Status.PENDING
+    assert shipments[-1].last_error is None
+    entries = await shop.kinds(ids[0])
+    assert [kind for kind, _ in entries] == ["shipment_in_transit"]
 
 
 async def test_429_holds_the_account_back_until_retry_after(

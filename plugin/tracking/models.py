@@ -140,3 +140,38 @@ class CarrierWebhook(TenantMixin, Base):
     )
     last_error: Mapped[str | None] = mapped_column(Text)
     processed_at: Mapped[datetime | None]
+
+
+class RateSlot(Base):
+    """The next free request slot of one carrier account (epoch seconds), shared by
+    every worker when there is no Redis (plugin.tracking.limits)."""
+
+    __tablename__ = "tracking_rate_slots"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    next_at: Mapped[float] = mapped_column(Float)
+
+
+class AlertOutbox(TenantMixin, Base):
+    """A staff alert to write back to Saleor, stored in the transaction that raised it
+    and re-driven until sent (a crash between the status write and the send loses
+    nothing). A claim is a lease: a worker that died mid-send lets it expire, and the
+    next one checks Saleor before writing again, so the note goes out at most once."""
+
+    __tablename__ = "tracking_alert_outbox"
+    __table_args__ = (
+        UniqueConstraint("shipment_id", "key"),
+        Index("ix_tracking_alert_outbox_unsent", "sent_at", "claimed_until"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shipment_id: Mapped[int] = mapped_column(ForeignKey("shipments.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(512))
+    message: Mapped[str] = mapped_column(Text)
+    raised_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_until: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    # Nobody to tell any more (shop uninstalled, shipment gone) or Saleor said no for good.
+    dropped_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -3,19 +3,23 @@ carrier within its limits, fold the answers back, raise staff alerts.
 
 The schedule is `Shipment.next_poll_at` in the database (a Redis restart loses nothing).
 Claiming pushes `next_poll_at` a lease ahead, so two workers never poll one parcel; a
-worker that dies mid-round leaves its claims to expire and be taken again. Carrier limits
-hold per worker process (several tracking workers share an account's limits only through
-the 429s it answers): size the accounts' limits to the number of workers.
+worker that dies mid-round leaves its claims to expire and be taken again.
+
+Every carrier account runs its own pipeline: it claims its own due parcels, polls them
+(many per request where the carrier reads many numbers at once) within the account's
+limits, and writes each chunk's answers in one transaction of multi-row statements while
+later chunks are still being polled. One slow carrier never holds up another. The rate
+limit is shared by every worker (plugin.tracking.limits); concurrency is per process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 import httpx
 from sqlalchemy import select, update
@@ -30,17 +34,21 @@ from plugin.tracking import alerts, schedule
 from plugin.tracking.accounts import adapter_for
 from plugin.tracking.carriers.base import (
     Adapter,
+    BulkAdapter,
     CarrierError,
     NotTracked,
     RateLimited,
     TrackingUpdate,
 )
+from plugin.tracking.limits import PROCESS_RATES, CarrierLimiter, RateStore
 from plugin.tracking.models import CarrierAccount, Shipment
-from plugin.tracking.updates import apply_update
+from plugin.tracking.updates import Rows, fold
 
 LEASE = timedelta(minutes=10)
 NO_ACCOUNT_RETRY = timedelta(hours=6)
 WRITE_CHUNK = 200
+
+__all__ = ["CarrierLimiter", "RoundStats", "claim_due", "poll_round"]
 
 
 @dataclass(frozen=True)
@@ -59,50 +67,6 @@ class Outcome:
     error: CarrierError | None = None
 
 
-class CarrierLimiter:
-    """At most `concurrency` requests in flight and `rate` starts in any one-second
-    window, for one carrier account (a sliding log, like the carriers' own counters: a
-    late event loop never makes up for lost time with a burst); after a 429 nobody
-    starts before the carrier's Retry-After."""
-
-    def __init__(self, concurrency: int, rate: float) -> None:
-        self._slots = asyncio.Semaphore(concurrency)
-        self._per_window = max(1, int(rate))
-        self._interval = 1.0 / rate
-        self._starts: deque[float] = deque()
-        self._lock = asyncio.Lock()
-        self.blocked_for: float | None = None
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self.started = 0
-
-    async def _wait_for_window(self) -> None:
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                while self._starts and now - self._starts[0] >= 1.0:
-                    self._starts.popleft()
-                gap = self._interval - (now - self._starts[-1]) if self._starts else 0.0
-                full = len(self._starts) >= self._per_window
-                wait = max(gap, (self._starts[0] + 1.0 - now) if full else 0.0)
-                if wait <= 0:
-                    self._starts.append(now)
-                    return
-                await asyncio.sleep(wait)
-
-    async def __aenter__(self) -> CarrierLimiter:
-        await self._slots.acquire()
-        await self._wait_for_window()
-        self.in_flight += 1
-        self.started += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.in_flight -= 1
-        self._slots.release()
-
-
 @dataclass
 class RoundStats:
     claimed: int = 0
@@ -111,25 +75,55 @@ class RoundStats:
     failed: int = 0
     rate_limited: int = 0
     no_account: int = 0
+    requests: int = 0
     alerts: list[int] = field(default_factory=list)  # shipments with new alerts
     max_in_flight: dict[str, int] = field(default_factory=dict)
     requests_per_second: dict[str, float] = field(default_factory=dict)
 
+    def add(self, other: RoundStats) -> None:
+        for name in ("claimed", "polled", "changed", "failed", "rate_limited", "no_account"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.requests += other.requests
+        self.alerts += other.alerts
+        for key, peak in other.max_in_flight.items():
+            self.max_in_flight[key] = max(self.max_in_flight.get(key, 0), peak)
+        for key, rate in other.requests_per_second.items():
+            self.requests_per_second[key] = max(self.requests_per_second.get(key, 0.0), rate)
 
-async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[Due]:
-    """The due shipments, oldest first, leased to this round."""
-    statement = (
-        select(
-            Shipment.id,
-            Shipment.installation_id,
-            Shipment.carrier,
-            Shipment.tracking_number,
-            Shipment.poll_failures,
-        )
-        .where(Shipment.next_poll_at <= now, Shipment.cancelled_at.is_(None))
-        .order_by(Shipment.next_poll_at)
-        .limit(limit)
+
+def _due_filter(now: datetime) -> list[Any]:
+    return [Shipment.next_poll_at <= now, Shipment.cancelled_at.is_(None)]
+
+
+async def due_accounts(session: AsyncSession, now: datetime) -> list[tuple[int, str]]:
+    """The (installation, carrier) pairs with a parcel due now."""
+    rows = await session.execute(
+        select(Shipment.installation_id, Shipment.carrier).where(*_due_filter(now)).distinct()
     )
+    return [(int(i), str(c)) for i, c in rows.all()]
+
+
+async def claim_due(
+    session: AsyncSession,
+    now: datetime,
+    limit: int,
+    *,
+    installation_id: int | None = None,
+    carrier: str | None = None,
+) -> list[Due]:
+    """The due shipments (of one account if given), oldest first, leased to this round."""
+    statement = select(
+        Shipment.id,
+        Shipment.installation_id,
+        Shipment.carrier,
+        Shipment.tracking_number,
+        Shipment.poll_failures,
+    ).where(*_due_filter(now))
+    if installation_id is not None:
+        statement = statement.where(Shipment.installation_id == installation_id)
+    if carrier is not None:
+        statement = statement.where(Shipment.carrier == carrier)
+    statement = statement.order_by(Shipment.next_poll_at).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         statement = statement.with_for_update(skip_locked=True, of=Shipment)
     due = [Due(*row) for row in (await session.execute(statement)).all()]
@@ -142,34 +136,72 @@ async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[Du
     return due
 
 
-async def _poll_group(
-    adapter: Adapter, limiter: CarrierLimiter, items: list[Due]
-) -> dict[int, Outcome]:
-    results: dict[int, Outcome] = {}
+class _Poller:
+    """Polls one account's parcels: single requests, or bulk ones where the adapter
+    reads many numbers at once; stops asking after a 429."""
 
-    async def one(item: Due) -> None:
-        if limiter.blocked_for is not None:
-            results[item.id] = Outcome(
-                item.tracking_number, error=RateLimited("held back", limiter.blocked_for)
-            )
-            return
-        async with limiter:
-            if limiter.blocked_for is not None:
-                results[item.id] = Outcome(
-                    item.tracking_number, error=RateLimited("held back", limiter.blocked_for)
-                )
-                return
+    def __init__(self, adapter: Adapter, limiter: CarrierLimiter) -> None:
+        self.adapter = adapter
+        self.limiter = limiter
+        self.requests = 0
+
+    def _held(self, number: str) -> Outcome | None:
+        if self.limiter.blocked_for is None:
+            return None
+        return Outcome(number, error=RateLimited("held back", self.limiter.blocked_for))
+
+    async def _one(self, number: str, call: Callable[[str], Any]) -> Outcome:
+        if held := self._held(number):
+            return held
+        async with self.limiter:
+            if held := self._held(number):
+                return held
+            self.requests += 1
             try:
-                update = await adapter.poll(item.tracking_number)
-                results[item.id] = Outcome(item.tracking_number, update=update)
+                return Outcome(number, update=await call(number))
             except RateLimited as exc:
-                limiter.blocked_for = exc.retry_after
-                results[item.id] = Outcome(item.tracking_number, error=exc)
+                self.limiter.block(exc.retry_after)
+                return Outcome(number, error=exc)
             except CarrierError as exc:
-                results[item.id] = Outcome(item.tracking_number, error=exc)
+                return Outcome(number, error=exc)
 
-    await asyncio.gather(*(one(item) for item in items))
-    return results
+    async def _many(self, numbers: list[str]) -> dict[str, Outcome]:
+        bulk = cast(BulkAdapter, self.adapter)
+        if held := self._held(numbers[0]):
+            return {n: Outcome(n, error=held.error) for n in numbers}
+        async with self.limiter:
+            if held := self._held(numbers[0]):
+                return {n: Outcome(n, error=held.error) for n in numbers}
+            self.requests += 1
+            try:
+                found: dict[str, TrackingUpdate] = await bulk.poll_many(numbers)
+            except RateLimited as exc:
+                self.limiter.block(exc.retry_after)
+                return {n: Outcome(n, error=exc) for n in numbers}
+            except CarrierError as exc:
+                return {n: Outcome(n, error=exc) for n in numbers}
+        # AfterShip may spell a number in capitals where the shop did not.
+        by_upper = {number.upper(): update for number, update in found.items()}
+        results = {
+            n: Outcome(n, update=by_upper[n.upper()]) for n in numbers if n.upper() in by_upper
+        }
+        missing = [n for n in numbers if n not in results]
+        registered = await asyncio.gather(*(self._one(n, bulk.register) for n in missing))
+        results.update({o.number: o for o in registered})
+        return results
+
+    async def poll(self, items: list[Due]) -> dict[int, Outcome]:
+        numbers = list(dict.fromkeys(item.tracking_number for item in items))
+        size = int(getattr(self.adapter, "bulk_size", 1))
+        by_number: dict[str, Outcome] = {}
+        if size > 1:
+            parts = [numbers[i : i + size] for i in range(0, len(numbers), size)]
+            for found in await asyncio.gather(*(self._many(part) for part in parts)):
+                by_number.update(found)
+        else:
+            answers = await asyncio.gather(*(self._one(n, self.adapter.poll) for n in numbers))
+            by_number = {o.number: o for o in answers}
+        return {item.id: by_number[item.tracking_number] for item in items}
 
 
 def _after_failure(shipment: Shipment, error: CarrierError, now: datetime) -> None:
@@ -193,13 +225,17 @@ async def _write(
     stalled_days: float,
     stats: RoundStats,
 ) -> None:
+    """One transaction per chunk: the shipments' new state (the ORM batches the
+    UPDATEs), their checkpoints and timeline entries in multi-row inserts, and any new
+    staff alert in the outbox, all or nothing."""
     ids = list(outcomes)
     for start in range(0, len(ids), WRITE_CHUNK):
         chunk = ids[start : start + WRITE_CHUNK]
         async with unit_of_work(db) as session:
             await lock_installation(session, installation_id)
-            rows = await session.scalars(select(Shipment).where(Shipment.id.in_(chunk)))
-            for shipment in rows:
+            rows = Rows()
+            shipments = await session.scalars(select(Shipment).where(Shipment.id.in_(chunk)))
+            for shipment in shipments:
                 outcome = outcomes[shipment.id]
                 if outcome.number != shipment.tracking_number:
                     continue  # renumbered while polled: the fold scheduled the new number
@@ -210,12 +246,24 @@ async def _write(
                 if outcome.update is not None:
                     shipment.poll_failures = 0
                     shipment.last_error = None
-                    if await apply_update(session, shipment, outcome.update, now):
+                    if fold(shipment, outcome.update, now, rows):
                         stats.changed += 1
-                    if alerts.raise_alerts(shipment, now, stalled_days):
+                    if await alerts.raise_alerts(session, shipment, now, stalled_days):
                         stats.alerts.append(shipment.id)
                 elif outcome.error is not None:
                     _after_failure(shipment, outcome.error, now)
+            await rows.write(session)
+
+
+async def _write_no_account(
+    db: Database, installation_id: int, outcomes: dict[int, Outcome], now: datetime
+) -> None:
+    async with unit_of_work(db) as session:
+        rows = await session.scalars(select(Shipment).where(Shipment.id.in_(list(outcomes))))
+        for shipment in rows:
+            error = outcomes[shipment.id].error
+            shipment.last_error = str(error)
+            shipment.next_poll_at = None if shipment.carrier == "manual" else now + NO_ACCOUNT_RETRY
 
 
 async def _account(db: Database, installation_id: int, carrier: str) -> CarrierAccount | None:
@@ -239,6 +287,104 @@ async def _block(db: Database, account_id: int, until: datetime) -> None:
         )
 
 
+@dataclass
+class _Round:
+    db: Database
+    http: httpx.AsyncClient
+    secrets_box: SecretBox
+    batch: int
+    stalled_days: float
+    clock: Callable[[], datetime]
+    rates: RateStore
+    until: float | None
+    stats: RoundStats = field(default_factory=RoundStats)
+    writer: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def claim(self, installation_id: int, carrier: str) -> list[Due]:
+        async with unit_of_work(self.db) as session:
+            due = await claim_due(
+                session, self.clock(), self.batch, installation_id=installation_id, carrier=carrier
+            )
+        self.stats.claimed += len(due)
+        return due
+
+    def more(self, claimed: int) -> bool:
+        """Claim again? Only in a timed run, while this account had a full batch."""
+        return self.until is not None and claimed >= self.batch and time.monotonic() < self.until
+
+    async def run_account(self, installation_id: int, carrier: str) -> None:
+        account = await _account(self.db, installation_id, carrier)
+        if account is None or carrier == "manual":
+            error = CarrierError(f"no {carrier} account is configured for this shop")
+            while due := await self.claim(installation_id, carrier):
+                outcomes = {i.id: Outcome(i.tracking_number, error=error) for i in due}
+                self.stats.no_account += len(due)
+                async with self.writer:
+                    await _write_no_account(self.db, installation_id, outcomes, self.clock())
+                if not self.more(len(due)):
+                    break
+            return
+        now = self.clock()
+        if account.blocked_until is not None and account.blocked_until > now:
+            wait = (account.blocked_until - now).total_seconds()
+            blocked = RateLimited("the carrier asked us to wait", wait)
+            while due := await self.claim(installation_id, carrier):
+                held = {i.id: Outcome(i.tracking_number, error=blocked) for i in due}
+                async with self.writer:
+                    await _write(self.db, installation_id, held, now, self.stalled_days, self.stats)
+                self.stats.rate_limited += len(due)
+                if not self.more(len(due)):
+                    break
+            return
+        limiter = CarrierLimiter(
+            account.max_concurrency,
+            account.requests_per_second,
+            store=self.rates,
+            key=f"account:{account.id}",
+            share=True,
+        )
+        poller = _Poller(adapter_for(account, carrier, self.http, self.secrets_box), limiter)
+        started = time.monotonic()
+        try:
+            while True:
+                due = await self.claim(installation_id, carrier)
+                chunks = [due[i : i + WRITE_CHUNK] for i in range(0, len(due), WRITE_CHUNK)]
+                await asyncio.gather(*(self._chunk(poller, installation_id, c) for c in chunks))
+                if (pause := limiter.blocked_for) is not None:
+                    # Other workers learn of the 429 from the account; this one waits it out
+                    # if the round has time left, then takes the held parcels again.
+                    async with self.writer:
+                        await _block(self.db, account.id, self.clock() + timedelta(seconds=pause))
+                    if self.until is None or time.monotonic() + pause >= self.until:
+                        break
+                    await asyncio.sleep(pause)
+                    limiter.unblock()
+                    continue
+                if not self.more(len(due)):
+                    break
+        finally:
+            await limiter.close()
+        elapsed = max(time.monotonic() - started, 1e-6)
+        label = f"{installation_id}:{carrier}"
+        self.stats.max_in_flight[label] = limiter.max_in_flight
+        self.stats.requests_per_second[label] = poller.requests / elapsed
+        self.stats.requests += poller.requests
+
+    async def _chunk(self, poller: _Poller, installation_id: int, chunk: list[Due]) -> None:
+        # Chunks queue for the limiter in order, so an early chunk is written while later
+        # ones are still being polled: the carrier never waits for the database.
+        outcomes = await poller.poll(chunk)
+        self.stats.polled += sum(1 for o in outcomes.values() if o.update is not None)
+        self.stats.failed += sum(1 for o in outcomes.values() if o.error is not None)
+        self.stats.rate_limited += sum(
+            1 for o in outcomes.values() if isinstance(o.error, RateLimited)
+        )
+        async with self.writer:  # one writer per round: SQLite has one write lock anyway
+            await _write(
+                self.db, installation_id, outcomes, self.clock(), self.stalled_days, self.stats
+            )
+
+
 async def poll_round(
     db: Database,
     http: httpx.AsyncClient,
@@ -247,74 +393,14 @@ async def poll_round(
     batch: int,
     stalled_days: float,
     clock: Callable[[], datetime] = utcnow,
+    rates: RateStore | None = None,
+    until: float | None = None,
 ) -> RoundStats:
-    """Poll what is due now (at most `batch` shipments), every carrier account in
-    parallel, each within its own limits."""
-    stats = RoundStats()
-    now = clock()
-    async with unit_of_work(db) as session:
-        due = await claim_due(session, now, batch)
-    stats.claimed = len(due)
-    groups: dict[tuple[int, str], list[Due]] = defaultdict(list)
-    for item in due:
-        groups[(item.installation_id, item.carrier)].append(item)
-
-    writer = asyncio.Lock()
-
-    async def run(key: tuple[int, str], items: list[Due]) -> None:
-        installation_id, carrier = key
-        account = await _account(db, installation_id, carrier)
-        if account is None or carrier == "manual":
-            error = CarrierError(f"no {carrier} account is configured for this shop")
-            outcomes = {i.id: Outcome(i.tracking_number, error=error) for i in items}
-            stats.no_account += len(items)
-            async with writer:
-                await _write_no_account(db, installation_id, outcomes, clock())
-            return
-        if account.blocked_until is not None and account.blocked_until > now:
-            wait = (account.blocked_until - now).total_seconds()
-            blocked = RateLimited("the carrier asked us to wait", wait)
-            held = {i.id: Outcome(i.tracking_number, error=blocked) for i in items}
-            async with writer:
-                await _write(db, installation_id, held, now, stalled_days, stats)
-            stats.rate_limited += len(items)
-            return
-        limiter = CarrierLimiter(account.max_concurrency, account.requests_per_second)
-        adapter = adapter_for(account, carrier, http, secrets_box)
-        started = time.monotonic()
-
-        async def chunk_run(chunk: list[Due]) -> None:
-            # Chunks queue for the limiter in order, so an early chunk is written while
-            # later ones are still being polled: the carrier never waits for the database.
-            outcomes = await _poll_group(adapter, limiter, chunk)
-            stats.polled += sum(1 for o in outcomes.values() if o.update is not None)
-            stats.failed += sum(1 for o in outcomes.values() if o.error is not None)
-            stats.rate_limited += sum(
-                1 for o in outcomes.values() if isinstance(o.error, RateLimited)
-            )
-            async with writer:  # one writer per round: SQLite has one write lock anyway
-                await _write(db, installation_id, outcomes, clock(), stalled_days, stats)
-
-        chunks = [items[i : i + WRITE_CHUNK] for i in range(0, len(items), WRITE_CHUNK)]
-        await asyncio.gather(*(chunk_run(chunk) for chunk in chunks))
-        elapsed = max(time.monotonic() - started, 1e-6)
-        label = f"{installation_id}:{carrier}"
-        stats.max_in_flight[label] = limiter.max_in_flight
-        stats.requests_per_second[label] = limiter.started / elapsed
-        if limiter.blocked_for is not None:
-            async with writer:
-                await _block(db, account.id, clock() + timedelta(seconds=limiter.blocked_for))
-
-    await asyncio.gather(*(run(key, items) for key, items in groups.items()))
-    return stats
-
-
-async def _write_no_account(
-    db: Database, installation_id: int, outcomes: dict[int, Outcome], now: datetime
-) -> None:
-    async with unit_of_work(db) as session:
-        rows = await session.scalars(select(Shipment).where(Shipment.id.in_(list(outcomes))))
-        for shipment in rows:
-            error = outcomes[shipment.id].error
-            shipment.last_error = str(error)
-            shipment.next_poll_at = None if shipment.carrier == "manual" else now + NO_ACCOUNT_RETRY
+    """Poll what is due now, every carrier account in parallel within its own limits:
+    at most `batch` parcels per account, or, given `until` (a `time.monotonic()`
+    deadline), batch after batch until the account has nothing due or time is up."""
+    run = _Round(db, http, secrets_box, batch, stalled_days, clock, rates or PROCESS_RATES, until)
+    async with db.session() as session:
+        groups = await due_accounts(session, clock())
+    await asyncio.gather(*(run.run_account(i, c) for i, c in groups))
+    return run.stats

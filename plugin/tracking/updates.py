@@ -3,14 +3,16 @@ status moved only forward in time, one timeline entry per status per shipment.""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from plugin.db.upsert import insert_ignore
-from plugin.timeline.service import record
+from plugin.db.base import utcnow
+from plugin.timeline.models import TimelineEntry
 from plugin.tracking import schedule
+from plugin.tracking.bulk import insert_ignore_many
 from plugin.tracking.carriers.base import TrackingUpdate
 from plugin.tracking.models import Checkpoint, Shipment
 from plugin.tracking.statuses import Status
@@ -54,55 +56,68 @@ def entry_data(shipment: Shipment) -> dict[str, Any]:
     }
 
 
-async def record_status(session: AsyncSession, shipment: Shipment) -> None:
-    """The timeline entry of the shipment's current status, once per status per number."""
+@dataclass
+class Rows:
+    """What folds produced for other tables, written together: one multi-row
+    `INSERT … ON CONFLICT DO NOTHING` per table instead of one statement per row."""
+
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    entries: list[dict[str, Any]] = field(default_factory=list)
+
+    async def write(self, session: AsyncSession) -> None:
+        await insert_ignore_many(
+            session, Checkpoint, self.checkpoints, conflict_columns=["shipment_id", "fingerprint"]
+        )
+        await insert_ignore_many(
+            session, TimelineEntry, self.entries, conflict_columns=["installation_id", "dedup_key"]
+        )
+        self.checkpoints, self.entries = [], []
+
+
+def status_entry(shipment: Shipment) -> dict[str, Any] | None:
+    """The timeline entry of the shipment's current status, once per status per number
+    (its dedup key); None for a parcel of no known customer."""
     if shipment.profile_id is None:
-        return
+        return None
     status = shipment.status
     order = f" of order #{shipment.order_number}" if shipment.order_number else ""
     text = f": {shipment.carrier_text}" if shipment.carrier_text else ""
-    await record(
-        session,
-        installation_id=shipment.installation_id,
-        profile_id=shipment.profile_id,
-        kind=f"shipment_{status.snake}",
-        occurred_at=shipment.status_changed_at,
-        subject_type="shipment",
-        subject_id=str(shipment.id),
-        summary=f"{TITLES[status]}{order} ({shipment.tracking_number}){text}",
-        data=entry_data(shipment),
-        dedup_key=f"shipment:{shipment.id}:{shipment.tracking_number}:{status.snake}",
-    )
+    return {
+        "installation_id": shipment.installation_id,
+        "profile_id": shipment.profile_id,
+        "kind": f"shipment_{status.snake}",
+        "occurred_at": shipment.status_changed_at,
+        "dedup_key": f"shipment:{shipment.id}:{shipment.tracking_number}:{status.snake}",
+        "summary": f"{TITLES[status]}{order} ({shipment.tracking_number}){text}"[:1024],
+        "subject_type": "shipment",
+        "subject_id": str(shipment.id),
+        "data": entry_data(shipment),
+        "recorded_at": utcnow(),
+    }
 
 
-async def _store_checkpoints(
-    session: AsyncSession, shipment: Shipment, update: TrackingUpdate
-) -> None:
-    for point in update.checkpoints:
-        await insert_ignore(
-            session,
-            Checkpoint,
-            {
-                "installation_id": shipment.installation_id,
-                "shipment_id": shipment.id,
-                "occurred_at": point.occurred_at,
-                "status": point.status,
-                "sub_status": point.sub_status,
-                "carrier_status": point.carrier_status,
-                "message": point.message[:1024],
-                "location": point.location[:512] if point.location else None,
-                "fingerprint": point.fingerprint(),
-            },
-            conflict_columns=["shipment_id", "fingerprint"],
-        )
+def _checkpoint_rows(shipment: Shipment, update: TrackingUpdate) -> list[dict[str, Any]]:
+    return [
+        {
+            "installation_id": shipment.installation_id,
+            "shipment_id": shipment.id,
+            "occurred_at": point.occurred_at,
+            "status": point.status,
+            "sub_status": point.sub_status,
+            "carrier_status": point.carrier_status,
+            "message": point.message[:1024],
+            "location": point.location[:512] if point.location else None,
+            "fingerprint": point.fingerprint(),
+        }
+        for point in update.checkpoints
+    ]
 
 
-async def apply_update(
-    session: AsyncSession, shipment: Shipment, update: TrackingUpdate, now: datetime
-) -> bool:
-    """Fold the carrier's view into the shipment; True when the status changed.
-    An update older than what the shipment already shows changes checkpoints only."""
-    await _store_checkpoints(session, shipment, update)
+def fold(shipment: Shipment, update: TrackingUpdate, now: datetime, rows: Rows) -> bool:
+    """Fold the carrier's view into the shipment, adding its checkpoints and timeline
+    entry to `rows`; True when the status changed. An update older than what the
+    shipment already shows changes checkpoints only."""
+    rows.checkpoints.extend(_checkpoint_rows(shipment, update))
     moment = update.occurred_at or now
     if shipment.last_event_at is not None and moment < shipment.last_event_at:
         return False
@@ -128,7 +143,18 @@ async def apply_update(
         shipment.status_changed_at = moment
         if update.status == Status.DELIVERED:
             shipment.delivered_at = moment
-        await record_status(session, shipment)
+        if (entry := status_entry(shipment)) is not None:
+            rows.entries.append(entry)
     if shipment.cancelled_at is None and shipment.carrier != "manual":
         shipment.next_poll_at = schedule.next_poll(shipment.status, now)
+    return changed
+
+
+async def apply_update(
+    session: AsyncSession, shipment: Shipment, update: TrackingUpdate, now: datetime
+) -> bool:
+    """`fold` one update and write its rows at once; True when the status changed."""
+    rows = Rows()
+    changed = fold(shipment, update, now, rows)
+    await rows.write(session)
     return changed

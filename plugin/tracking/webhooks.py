@@ -131,7 +131,7 @@ async def apply(
                     reschedule_now(shipment, now)
                 else:
                     await apply_update(session, shipment, event.update, now)
-                    alerts.raise_alerts(shipment, now, stalled_days)
+                    await alerts.raise_alerts(session, shipment, now, stalled_days)
         row.status, row.processed_at = WebhookStatus.DONE, now
         row.last_error = None if matched else "no shipment has this tracking number"
         return row.status

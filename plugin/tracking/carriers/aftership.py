@@ -33,6 +33,8 @@ from plugin.tracking.statuses import Status
 API_VERSION = "2024-04"
 SIGNATURE_HEADER = "aftership-hmac-sha256"
 TRACKING_EXISTS = 4003
+# AfterShip reads at most 50 numbers per `GET /trackings?tracking_numbers=`.
+BULK_SIZE = 50
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -97,6 +99,7 @@ def to_update(tracking: Mapping[str, Any]) -> TrackingUpdate:
 
 class AfterShipAdapter:
     name = "aftership"
+    bulk_size = BULK_SIZE
 
     def __init__(self, http: httpx.AsyncClient, account: AccountConfig) -> None:
         self.http = http
@@ -129,18 +132,38 @@ class AfterShipAdapter:
             )
         return body
 
+    async def poll_many(self, numbers: list[str]) -> dict[str, TrackingUpdate]:
+        """One GET for up to `bulk_size` numbers (AfterShip's `tracking_numbers` takes a
+        comma-separated list); numbers AfterShip does not track yet are left out."""
+        body = await self._call(
+            "GET",
+            "/trackings",
+            params={"tracking_numbers": ",".join(numbers), "limit": str(BULK_SIZE)},
+        )
+        found: dict[str, TrackingUpdate] = {}
+        for tracking in (body.get("data") or {}).get("trackings") or []:
+            if isinstance(tracking, dict):
+                update = to_update(tracking)
+                found.setdefault(update.tracking_number, update)
+        return found
+
+    async def register(self, tracking_number: str) -> TrackingUpdate:
+        """Ask AfterShip to start tracking a number (POST); its first state."""
+        created = await self._call(
+            "POST", "/trackings", content=json.dumps({"tracking_number": tracking_number})
+        )
+        data: dict[str, Any] = created.get("data") or {}
+        nested = data.get("tracking")  # 4003 "already exists" nests it
+        tracking: dict[str, Any] = nested if isinstance(nested, dict) else data
+        if not tracking.get("tracking_number"):
+            raise NotTracked(f"AfterShip does not track {tracking_number} yet")
+        return to_update(tracking)
+
     async def poll(self, tracking_number: str) -> TrackingUpdate:
-        body = await self._call("GET", "/trackings", params={"tracking_numbers": tracking_number})
-        trackings = (body.get("data") or {}).get("trackings") or []
-        if not trackings:
-            created = await self._call(
-                "POST", "/trackings", content=json.dumps({"tracking_number": tracking_number})
-            )
-            tracking = created.get("data") or {}
-            if not tracking.get("tracking_number"):
-                raise NotTracked(f"AfterShip does not track {tracking_number} yet")
-            return to_update(tracking)
-        return to_update(trackings[0])
+        found = await self.poll_many([tracking_number])
+        if tracking_number in found:
+            return found[tracking_number]
+        return await self.register(tracking_number)
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> None:
         signature = headers.get(SIGNATURE_HEADER, "")

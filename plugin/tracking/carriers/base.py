@@ -104,6 +104,17 @@ class Adapter(Protocol):
         """The events of a verified body (raises WebhookRejected if it is not one)."""
 
 
+class BulkAdapter(Adapter, Protocol):
+    """A carrier that reads many numbers per request (AfterShip): `poll_many` answers
+    the numbers it knows, `register` starts tracking one it does not."""
+
+    bulk_size: int
+
+    async def poll_many(self, numbers: list[str]) -> dict[str, TrackingUpdate]: ...
+
+    async def register(self, tracking_number: str) -> TrackingUpdate: ...
+
+
 def retry_after_seconds(response: httpx.Response, default: float = 60.0) -> float:
     """`Retry-After` (seconds or an HTTP date), else AfterShip's `X-RateLimit-Reset`."""
     value = response.headers.get("retry-after")
