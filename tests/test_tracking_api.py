@@ -21,7 +21,7 @@ from plugin.saleor.client import load_query
 from plugin.timeline.models import TimelineEntry
 from plugin.tracking import accounts, alerts
 from plugin.tracking.analytics import Row, report
-from plugin.tracking.models import Shipment
+from plugin.tracking.models import AlertOutbox, Shipment
 from plugin.tracking.polling import poll_round
 from plugin.tracking.shipments import follow_fulfillment
 from plugin.tracking.statuses import Status
@@ -377,3 +377,22 @@ async def test_alerts_are_written_back_to_saleor_once(
         assert after is not None
         assert after.alerts_pending is False
         assert all(a["sent_at"] for a in (after.alerts or {}).values())
+
+
+async def test_a_problem_set_by_staff_raises_the_staff_alert(
+    app_server: RunningApp, saleor: Any, installation_id: int, db: Database
+) -> None:
+    sid, _, _ = await _customer_shipment(db, installation_id, "MAN-200")
+    answer = await gql(
+        app_server,
+        STATUS_SET,
+        {"id": _gid("Shipment", sid), "status": "EXCEPTION", "text": "Box damaged"},
+        staff_headers(saleor),
+    )
+    assert answer.body.get("errors") is None, answer.body
+    async with db.session() as session:
+        queued = list(
+            await session.scalars(select(AlertOutbox).where(AlertOutbox.shipment_id == sid))
+        )
+    assert [a.key.split(":")[0] for a in queued] == ["exception"]
+    assert "Box damaged" in queued[0].message

@@ -18,6 +18,7 @@ from plugin.api.queries.tracking import CARRIER_CONFIGURATION
 from plugin.api.types.tracking import Carrier, CarrierAccount, Shipment, ShipmentStatus
 from plugin.tracking import accounts
 from plugin.tracking import models as tracking_models
+from plugin.tracking.alerts import raise_alerts
 from plugin.tracking.shipments import reschedule_now, set_status
 
 MAX_TEXT = 1024
@@ -105,6 +106,8 @@ class TrackingMutations:
                 pickup_hours=hours,
                 estimated_delivery=estimated_delivery,
             )
+            # A problem staff record by hand reaches the order's notes like a carrier's.
+            await raise_alerts(session, row, ctx.now, ctx.app.settings.tracking_stalled_days)
             await session.flush()
             return Shipment.of(row)
 
