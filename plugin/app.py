@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         if settings.worker_in_process:
             from jobs.inprocess import InProcessWorker
 
-            worker = InProcessWorker()
+            worker = InProcessWorker(threads=settings.worker_in_process_threads)
             worker.start()
         logger.info(
             "Saleor CRM %s ready; install it in Saleor with %s/api/manifest",

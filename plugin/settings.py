@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     dramatiq_namespace: str = "saleor-crm"
     # None: run the Dramatiq worker inside the web process exactly when REDIS_URL is unset.
     run_worker_in_process: bool | None = None
+    # Threads of that in-process worker (imports, mailings, tracking and folds share them).
+    worker_in_process_threads: int = 2
     smtp_url: str = ""
     secret_key: SecretStr = Field(default_factory=lambda: SecretStr(_default_secret_key()))
     allowed_saleor_urls: str = "*"

@@ -43,6 +43,9 @@ os.environ.update(
 if TEST_DB == "postgresql":
     os.environ["DATABASE_URL"] = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + PG_DATABASE
     os.environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    # One worker serves every test's shops: a tracking tick or a mailing batch of one test
+    # must not starve another test's import (SQLite keeps 2: its writers queue anyway).
+    os.environ["WORKER_IN_PROCESS_THREADS"] = "4"
 elif TEST_DB == "sqlite":
     os.environ["DATABASE_URL"] = f"sqlite:///{_TMP}/crm-test.sqlite3"
     os.environ.pop("REDIS_URL", None)
