@@ -28,6 +28,9 @@ from jwt.algorithms import RSAAlgorithm
 from tests.saleor_schema import saleor_schema
 from tests.simulator.lists import lists
 
+# Every port a simulator of this test run has listened on.
+_PORTS_USED: set[int] = set()
+
 SALEOR_VERSION = "3.23.28"
 TOKEN_ALPHABET = string.ascii_letters + string.digits
 
@@ -128,8 +131,19 @@ class SaleorSimulator:
                 status, answer = simulator._graphql(headers, raw)
                 self._send(status, answer)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self._server.server_address[1]
+        # A shop is known by its URL: a port the OS hands out again would make this test's
+        # shop an earlier test's (same database, same `saleor_api_url`). Never reuse one.
+        held: list[ThreadingHTTPServer] = []  # refused ports stay bound until one is new
+        while True:
+            server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+            if server.server_address[1] not in _PORTS_USED:
+                break
+            held.append(server)
+        for spare in held:
+            spare.server_close()
+        self._server = server
+        self.port = server.server_address[1]
+        _PORTS_USED.add(self.port)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self
