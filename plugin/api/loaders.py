@@ -115,6 +115,41 @@ _FACT_CHECKOUTS = select(
 )
 
 
+# Relations read whole per parent, built once with the tenant and the parents as
+# parameters (building a statement costs more CPU than the database takes to run it).
+_TENANT: Any = bindparam("tenant")
+_PARENTS: Any = bindparam("parents", expanding=True)
+_TAGS = (
+    select(ProfileTag.profile_id, ProfileTag.tag)
+    .where(ProfileTag.installation_id == _TENANT, ProfileTag.profile_id.in_(_PARENTS))
+    .order_by(ProfileTag.tag)
+)
+_IDENTITIES = (
+    select(Identity)
+    .where(Identity.installation_id == _TENANT, Identity.profile_id.in_(_PARENTS))
+    .order_by(Identity.id)
+)
+_NOTES = (
+    select(Note)
+    .where(Note.installation_id == _TENANT, Note.profile_id.in_(_PARENTS))
+    .order_by(Note.created_at.desc(), Note.id.desc())
+)
+_MEMBERSHIPS = (
+    select(SegmentMembership.profile_id, SegmentMembership.since, Segment)
+    .join(Segment, Segment.id == SegmentMembership.segment_id)
+    .where(
+        SegmentMembership.installation_id == _TENANT,
+        SegmentMembership.profile_id.in_(_PARENTS),
+    )
+    .order_by(Segment.name, Segment.id)
+)
+_CHECKPOINTS = (
+    select(Checkpoint)
+    .where(Checkpoint.installation_id == _TENANT, Checkpoint.shipment_id.in_(_PARENTS))
+    .order_by(Checkpoint.occurred_at, Checkpoint.id)
+)
+
+
 class Loaders:
     def __init__(self, ctx: ApiContext) -> None:
         self.ctx = ctx
@@ -156,43 +191,23 @@ class Loaders:
 
     # -- one row set per parent ------------------------------------------------------
     async def _tags(self, keys: list[int]) -> list[list[str]]:
-        rows = await self.ctx.rows(
-            select(ProfileTag.profile_id, ProfileTag.tag)
-            .where(
-                ProfileTag.installation_id == self.installation_id,
-                ProfileTag.profile_id.in_(keys),
-            )
-            .order_by(ProfileTag.tag)
-        )
+        rows = await self.ctx.rows(_TAGS, self._params(keys))
         return _by_parent(keys, [(r[0], r[1]) for r in rows])
 
     async def _identities(self, keys: list[int]) -> list[list[Identity]]:
-        identities = await self.ctx.scalars(
-            select(Identity)
-            .where(Identity.installation_id == self.installation_id, Identity.profile_id.in_(keys))
-            .order_by(Identity.id)
-        )
+        identities = await self.ctx.scalars(_IDENTITIES, self._params(keys))
         return _by_parent(keys, [(i.profile_id, i) for i in identities])
 
     async def _notes(self, keys: list[int]) -> list[list[Note]]:
-        notes = await self.ctx.scalars(
-            select(Note)
-            .where(Note.installation_id == self.installation_id, Note.profile_id.in_(keys))
-            .order_by(Note.created_at.desc(), Note.id.desc())
-        )
+        notes = await self.ctx.scalars(_NOTES, self._params(keys))
         return _by_parent(keys, [(n.profile_id, n) for n in notes])
 
     async def _memberships(self, keys: list[int]) -> list[list[tuple[Segment, datetime]]]:
-        rows = await self.ctx.rows(
-            select(SegmentMembership.profile_id, SegmentMembership.since, Segment)
-            .join(Segment, Segment.id == SegmentMembership.segment_id)
-            .where(
-                SegmentMembership.installation_id == self.installation_id,
-                SegmentMembership.profile_id.in_(keys),
-            )
-            .order_by(Segment.name, Segment.id)
-        )
+        rows = await self.ctx.rows(_MEMBERSHIPS, self._params(keys))
         return _by_parent(keys, [(r[0], (r[2], r[1])) for r in rows])
+
+    def _params(self, parents: list[int]) -> dict[str, Any]:
+        return {"tenant": self.installation_id, "parents": parents}
 
     async def _facts(self, keys: list[int]) -> list[Facts]:
         """What `plugin.segments.evaluate.explain` needs besides the profile's own columns
@@ -340,14 +355,7 @@ class Loaders:
         return load
 
     async def _checkpoints(self, keys: list[int]) -> list[list[Checkpoint]]:
-        rows = await self.ctx.scalars(
-            select(Checkpoint)
-            .where(
-                Checkpoint.installation_id == self.installation_id,
-                Checkpoint.shipment_id.in_(keys),
-            )
-            .order_by(Checkpoint.occurred_at, Checkpoint.id)
-        )
+        rows = await self.ctx.scalars(_CHECKPOINTS, self._params(keys))
         return _by_parent(keys, [(c.shipment_id, c) for c in rows])
 
     async def _timeline(self, keys: list[TimelineKey]) -> list[list[TimelineEntry]]:
