@@ -336,3 +336,30 @@ async def test_a_connection_lost_mid_message_is_never_retried(smtp: SmtpServer) 
     smtp.inbox.stall_seconds = 0
     assert isinstance(stalled, UnknownOutcome)
     assert [m["To"] for m in smtp.inbox.messages] == ["ok@example.com", "ok@example.com"]
+
+
+async def test_two_workers_never_break_a_customers_cap_together(
+    db: Database, smtp: SmtpServer, app_ctx: AppContext
+) -> None:
+    """Two batches claimed at the same moment, each with a marketing e-mail for the same
+    customer under a cap of one per 16 h: one goes, the other waits for the next slot
+    (the second claim waits on the customer until the first's send is committed)."""
+    installation_id = await _shop(db, smtp, caps={"email": {"16h": 1}})
+    ann = await make_customer(db, installation_id, "cap@example.com", first_name="Ann")
+    first = await _queue(db, installation_id, ann, "cap-1")
+    second = await _queue(db, installation_id, ann, "cap-2")
+    other = AppContext.create(Settings())  # a second worker: its own connections
+    await other.open()
+    try:
+        sent = await asyncio.gather(
+            deliver_many(app_ctx, [first], now=LATER),
+            deliver_many(other, [second], now=LATER),
+        )
+    finally:
+        await other.close()
+    assert sorted(sent) == [0, 1]
+    found = await _statuses(db, [first, second])
+    assert sorted(m.status for m in found.values()) == [MessageStatus.QUEUED, MessageStatus.SENT]
+    waiting = next(m for m in found.values() if m.status is MessageStatus.QUEUED)
+    assert waiting.next_attempt_at == LATER + timedelta(hours=16)
+    assert len(smtp.inbox.to("cap@example.com")) == 1

@@ -6,6 +6,8 @@ with `BEGIN IMMEDIATE` (plugin.db.engine), which holds the single database write
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,3 +35,22 @@ async def try_lock_refit(session: AsyncSession, installation_id: int) -> bool:
         {"ns": REFIT_LOCK_NAMESPACE, "key": installation_id},
     )
     return bool(got)
+
+
+CAP_LOCK_NAMESPACE = 0x5C3
+
+
+async def lock_profiles(session: AsyncSession, profile_ids: Iterable[int]) -> None:
+    """PostgreSQL: hold these customers for the rest of the transaction, in id order (two
+    claimers of overlapping sets never deadlock). Frequency caps use it: a second worker
+    waits for the first's committed sends before counting a customer's recent ones."""
+    keys = sorted(set(profile_ids))
+    if not keys or session.get_bind().dialect.name != "postgresql":
+        return
+    await session.execute(
+        text(
+            "SELECT pg_advisory_xact_lock(:ns, k)"
+            " FROM (SELECT k FROM unnest(CAST(:keys AS integer[])) AS k ORDER BY k) AS ordered"
+        ),
+        {"ns": CAP_LOCK_NAMESPACE, "keys": keys},
+    )

@@ -20,6 +20,7 @@ from sqlalchemy import BindParameter, Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plugin.context import AppContext
+from plugin.db.locks import lock_profiles
 from plugin.kit.after_commit import unit_of_work
 from plugin.messaging import variables as template_vars
 from plugin.messaging.channels import Outgoing, Provider
@@ -145,6 +146,9 @@ async def claim(
                     .with_for_update(skip_locked=True)
                 )
             ).all()
+        # Caps count a customer's sends, SENDING included: whoever claims a customer's
+        # marketing message second waits here until the first claim has committed.
+        await lock_profiles(session, (r.profile_id for r in rows if r.marketing))
         by_shop: dict[int, list[MessageRow]] = defaultdict(list)
         for row in rows:
             by_shop[row.installation_id].append(row)
