@@ -17,7 +17,7 @@ from strawberry.scalars import JSON
 
 from plugin.api import permissions
 from plugin.api.auth import Viewer
-from plugin.api.context import Info
+from plugin.api.context import ApiContext, Info
 from plugin.api.errors import Conflict, InvalidInput, NotFound
 from plugin.api.fields import mutation as api_mutation
 from plugin.api.queries.segments import parsed_rule
@@ -47,6 +47,20 @@ class SegmentUpdateInput:
 @strawberry.type
 class SegmentDeleted:
     slug: str
+
+
+async def _recompute(
+    ctx: ApiContext, session: AsyncSession, segment: models.Segment, *, created: bool
+) -> None:
+    """Members now, or by the next scheduled refresh on a large shop."""
+    await recompute_after_save(
+        session,
+        segment,
+        ctx.now,
+        dialect=ctx.dialect,
+        inline_max=ctx.app.settings.segments_inline_fill_max,
+        created=created,
+    )
 
 
 def _name(name: str) -> str:
@@ -109,14 +123,7 @@ class SegmentMutations:
                 await _check_references(session, viewer, input.slug, rule)
                 session.add(segment)
                 await session.flush()
-                await recompute_after_save(
-                    session,
-                    segment,
-                    ctx.now,
-                    dialect=ctx.dialect,
-                    inline_max=ctx.app.settings.segments_inline_fill_max,
-                    created=True,
-                )
+                await _recompute(ctx, session, segment, created=True)
         except IntegrityError:  # created by a concurrent request between check and insert
             raise Conflict(f"A segment {input.slug!r} exists already.", field="slug") from None
         return Segment.of(segment)
@@ -140,14 +147,7 @@ class SegmentMutations:
                 await _check_references(session, viewer, slug, rule)
                 segment.rule = rule
                 await session.flush()
-                await recompute_after_save(
-                    session,
-                    segment,
-                    ctx.now,
-                    dialect=ctx.dialect,
-                    inline_max=ctx.app.settings.segments_inline_fill_max,
-                    created=False,
-                )
+                await _recompute(ctx, session, segment, created=False)
             await session.flush()
         return Segment.of(segment)
 
