@@ -269,14 +269,15 @@ KILLABLE_BATCH = """
 import asyncio, sys
 from datetime import datetime
 from plugin.context import AppContext
-from plugin.messaging.sending import deliver_many
+from plugin.messaging import sending
 from plugin.settings import Settings
 
 async def main() -> None:
     ctx = AppContext.create(Settings())
     await ctx.open()
     ids = [int(x) for x in sys.argv[1].split(",")]
-    await deliver_many(ctx, ids, datetime.fromisoformat(sys.argv[2]))
+    sending.HAND_GROUP = int(sys.argv[3])
+    await sending.deliver_many(ctx, ids, datetime.fromisoformat(sys.argv[2]))
 
 asyncio.run(main())
 """
@@ -295,7 +296,7 @@ async def test_worker_killed_mid_batch_never_sends_any_of_it_twice(
         ids.append(await _queue(db, installation_id, profile_id, f"k-{i}", marketing=False))
     smtp.inbox.stall_seconds = 30
     worker = subprocess.Popen(
-        [sys.executable, "-c", KILLABLE_BATCH, ",".join(map(str, ids)), LATER.isoformat()],
+        [sys.executable, "-c", KILLABLE_BATCH, ",".join(map(str, ids)), LATER.isoformat(), "25"],
         env=dict(os.environ),
         cwd=os.getcwd(),
     )
@@ -363,3 +364,45 @@ async def test_two_workers_never_break_a_customers_cap_together(
     waiting = next(m for m in found.values() if m.status is MessageStatus.QUEUED)
     assert waiting.next_attempt_at == LATER + timedelta(hours=16)
     assert len(smtp.inbox.to("cap@example.com")) == 1
+
+
+async def test_a_worker_killed_mid_batch_leaves_only_its_current_group_unknown(
+    db: Database, smtp: SmtpServer, app_ctx: AppContext
+) -> None:
+    """Groups of two: the worker dies while the server holds its answer in the first
+    group; that group's outcome stays unknown (never retried), the group it never
+    reached is queued again by the tick and sent exactly once."""
+    installation_id = await _shop(db, smtp)
+    ids = []
+    for i in range(4):
+        profile_id = await make_customer(db, installation_id, f"g{i}@example.com")
+        ids.append(await _queue(db, installation_id, profile_id, f"g-{i}", marketing=False))
+    smtp.inbox.stall_seconds = 30
+    worker = subprocess.Popen(
+        [sys.executable, "-c", KILLABLE_BATCH, ",".join(map(str, ids)), LATER.isoformat(), "2"],
+        env=dict(os.environ),
+        cwd=os.getcwd(),
+    )
+    try:
+        arrived = await asyncio.to_thread(smtp.inbox.arrived.wait, 60)
+        assert arrived, "the worker never reached the SMTP server"
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+    smtp.inbox.stall_seconds = 0
+    arrived_before = len(smtp.inbox.messages)
+    assert 1 <= arrived_before <= 2  # only the first group was under way
+    async with unit_of_work(db) as session:
+        assert await give_up_stale(session, LATER + timedelta(hours=2)) == 4
+    found = await _statuses(db, ids)
+    handed = {i for i in ids if found[i].status is MessageStatus.FAILED}
+    again = {i for i in ids if found[i].status is MessageStatus.QUEUED}
+    assert len(handed) == 2
+    assert len(again) == 2
+    assert all("outcome unknown" in (found[i].error or "") for i in handed)
+    assert await deliver_many(app_ctx, sorted(again), now=LATER + timedelta(hours=2)) == 2
+    found = await _statuses(db, ids)
+    assert {found[i].status for i in again} == {MessageStatus.SENT}
+    assert len(smtp.inbox.messages) == arrived_before + 2
+    for i in range(4):  # nobody got an e-mail twice
+        assert len(smtp.inbox.to(f"g{i}@example.com")) <= 1

@@ -374,7 +374,12 @@ async def _write(session: AsyncSession, settled: _Settled, now: datetime) -> lis
                 MESSAGES.c.id.in_([c.message_id for c in settled.claimed]),
                 MESSAGES.c.status == MessageStatus.QUEUED,
             )
-            .values(status=MessageStatus.SENDING, attempts=MESSAGES.c.attempts + 1, sent_at=now)
+            .values(
+                status=MessageStatus.SENDING,
+                attempts=MESSAGES.c.attempts + 1,
+                sent_at=now,
+                handed_at=None,  # this attempt's group is marked when it goes
+            )
             .returning(MESSAGES.c.id)
         )
     )

@@ -180,6 +180,8 @@ class Message(TenantMixin, Base):
     provider_id: Mapped[str | None] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+    # Just before its group went to the provider (a crash before it: safe to send again).
+    handed_at: Mapped[datetime | None]
     opened_at: Mapped[datetime | None]
     clicked_at: Mapped[datetime | None]
     converted_order_id: Mapped[int | None] = mapped_column(Integer)

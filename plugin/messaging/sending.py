@@ -41,6 +41,8 @@ SEND_ACTOR = "messaging.send"
 BATCH_ACTOR = "messaging.send_batch"
 BATCH = 200  # messages per claim: one transaction, one statement per outcome
 STALE_SENDING = timedelta(hours=1)
+# Messages handed to a provider between two marks: a crash loses at most this many.
+HAND_GROUP = 12
 MESSAGES = cast(Table, Message.__table__)
 
 
@@ -163,13 +165,15 @@ async def deliver_many(
         TAKEN.add(settled)
         if claimed:
             TAKEN.add(c.message_id for c in claimed)
-            results = await _hand_over(claimed)
+            results = await _hand_over(ctx, claimed)
             taken += await _finish(ctx, claimed, results)
     return taken
 
 
-async def _hand_over(claimed: list[Claimed]) -> list[Result]:
-    """Each provider gets its share of the batch at once (SMTP: shared connections)."""
+async def _hand_over(ctx: AppContext, claimed: list[Claimed]) -> list[Result]:
+    """Each provider gets its share of the batch (SMTP: shared connections), a group of
+    `HAND_GROUP` at a time, each group marked handed over just before it goes: a worker
+    dying mid-batch leaves only its current group's outcome unknown."""
     groups: dict[int, list[int]] = defaultdict(list)
     for index, message in enumerate(claimed):
         groups[id(message.provider)].append(index)
@@ -177,12 +181,22 @@ async def _hand_over(claimed: list[Claimed]) -> list[Result]:
 
     async def hand(indices: list[int]) -> None:
         provider = claimed[indices[0]].provider
-        answers = await send_all(provider, [claimed[i].outgoing for i in indices])
-        for index, answer in zip(indices, answers, strict=True):
-            results[index] = answer
+        for start in range(0, len(indices), HAND_GROUP):
+            part = indices[start : start + HAND_GROUP]
+            await _mark_handed(ctx, [claimed[i].message_id for i in part])
+            answers = await send_all(provider, [claimed[i].outgoing for i in part])
+            for index, answer in zip(part, answers, strict=True):
+                results[index] = answer
 
     await asyncio.gather(*(hand(indices) for indices in groups.values()))
     return results
+
+
+async def _mark_handed(ctx: AppContext, message_ids: list[int]) -> None:
+    async with unit_of_work(ctx.db) as session:
+        await session.execute(
+            update(MESSAGES).where(MESSAGES.c.id.in_(message_ids)).values(handed_at=utcnow())
+        )
 
 
 async def _finish(ctx: AppContext, claimed: list[Claimed], results: list[Result]) -> int:
@@ -270,13 +284,25 @@ async def _mark_undeliverable(session: AsyncSession, bounces: list[dict[str, Any
 
 
 async def give_up_stale(session: AsyncSession, now: datetime) -> int:
-    """Messages left SENDING by a worker that died: never retried (at most once)."""
-    result = await session.execute(
+    """Messages left SENDING by a worker that died: those of the group it was handing
+    over are never retried (at most once); those it never reached are queued again."""
+    stale = (Message.status == MessageStatus.SENDING, Message.sent_at < now - STALE_SENDING)
+    requeued = await session.execute(
         update(Message)
-        .where(Message.status == MessageStatus.SENDING, Message.sent_at < now - STALE_SENDING)
+        .where(*stale, Message.handed_at.is_(None))
+        .values(
+            status=MessageStatus.QUEUED,
+            sent_at=None,
+            next_attempt_at=now,
+            postponed_reason="queued again: the worker stopped before handing it over",
+        )
+    )
+    given_up = await session.execute(
+        update(Message)
+        .where(*stale, Message.handed_at.is_not(None))
         .values(
             status=MessageStatus.FAILED,
             error="outcome unknown: the worker stopped while sending; not retried",
         )
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return sum(int(getattr(r, "rowcount", 0) or 0) for r in (requeued, given_up))
