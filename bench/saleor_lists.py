@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from graphql import execute_sync, parse, validate  # noqa: E402
 
+from plugin.saleor.client import load_query  # noqa: E402
 from tests.saleor_schema import saleor_schema  # noqa: E402
 from tests.simulator import FakeShop  # noqa: E402
 from tests.simulator.lists import lists  # noqa: E402
@@ -56,7 +57,7 @@ def templates() -> dict[str, JSON]:
     nodes = {}
     for field in FIELDS.values():
         name = "import_" + field
-        document = parse((ROOT / "graphql" / "queries" / f"{name}.graphql").read_text())
+        document = parse(load_query(name))  # with its shared fragments
         result = execute_sync(
             saleor_schema(),
             document,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import random
-from pathlib import Path
 from typing import Any
 
 from graphql import execute_sync, parse
@@ -19,6 +18,7 @@ from plugin.importer.fold import fold_nodes, fold_nodes_one_by_one
 from plugin.inbox.folding import fold_payload
 from plugin.kit.after_commit import unit_of_work
 from plugin.profiles.models import Identity, Profile, ProfileTotal
+from plugin.saleor.client import load_query
 from plugin.saleor.models import Installation
 from plugin.timeline.models import TimelineEntry
 from tests.importing import LINES
@@ -28,14 +28,13 @@ from tests.simulator.lists import lists
 from tests.simulator.server import global_id
 
 JSON = dict[str, Any]
-QUERIES = Path(__file__).resolve().parents[1] / "graphql" / "queries"
 RESOURCES = ("customers", "checkouts", "orders")
 SKIPPED = {"id", "installation_id", "created_at", "updated_at", "recorded_at"}
 
 
 def listed(shop: FakeShop, field: str) -> list[JSON]:
     """Every object of one of Saleor's lists, as the app's import document reads it."""
-    document = parse((QUERIES / f"import_{field}.graphql").read_text())
+    document = parse(load_query(f"import_{field}"))
     nodes: list[JSON] = []
     after = None
     while True:

@@ -5,17 +5,14 @@ nodes of the shape Saleor's schema answers."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from bench.saleor_lists import Lists, templates
-
-ROOT = Path(__file__).resolve().parents[1]
-QUERIES = ROOT / "graphql" / "queries"
+from plugin.saleor.client import load_query
 
 
 def _ask(lists: Lists, field: str, first: int, after: str | None) -> tuple[int, Any]:
-    query = (QUERIES / f"import_{field}.graphql").read_text()
+    query = load_query(f"import_{field}")
     status, body = lists.answer({"query": query, "variables": {"first": first, "after": after}})
     return status, json.loads(body)
 

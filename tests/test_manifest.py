@@ -9,11 +9,13 @@ from typing import Any
 import httpx
 from graphql import (
     FieldNode,
+    FragmentDefinitionNode,
     OperationDefinitionNode,
     parse,
     validate,
 )
 
+from plugin.saleor.documents import document
 from plugin.saleor.events import webhook_specs
 from plugin.saleor.manifest import build_manifest, extension_problems
 from tests.conftest import RunningApp
@@ -99,9 +101,12 @@ def test_every_document_validates_against_saleor_schema() -> None:
         for path in (REPO / "graphql" / folder).glob("*.graphql")
     )
     assert len(documents) >= 6
+    fragments = sorted((REPO / "graphql" / "fragments").glob("*.graphql"))
+    used = {name for path in documents for name in _fragment_names(document(path))}
+    assert used == {path.stem for path in fragments}  # every shared fragment is used
     for path in documents:
-        document = parse(path.read_text())
-        errors = validate(schema, document)  # includes NoUnusedFragments
+        parsed = parse(document(path))  # with the shared fragments it spreads
+        errors = validate(schema, parsed)  # includes NoUnusedFragments
         assert errors == [], f"{path.name}: {errors}"
 
 
@@ -205,3 +210,7 @@ async def test_extension_urls_serve_their_pages(
                 kind = "app"
             assert f'data-kind="{kind}"' in page.text, url
             assert f"frame-ancestors {saleor.origin}" in page.headers["content-security-policy"]
+
+
+def _fragment_names(text: str) -> set[str]:
+    return {d.name.value for d in parse(text).definitions if isinstance(d, FragmentDefinitionNode)}

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-QUERIES_DIR = Path(__file__).resolve().parents[2] / "graphql" / "queries"
+from plugin.saleor.documents import GRAPHQL_DIR, document
+
+QUERIES_DIR = GRAPHQL_DIR / "queries"
 
 
 def load_query(name: str) -> str:
     """The documents the app sends live in `graphql/queries/` (validated in a test)."""
-    return (QUERIES_DIR / f"{name}.graphql").read_text()
+    return document(QUERIES_DIR / f"{name}.graphql")
 
 
 class SaleorError(Exception):

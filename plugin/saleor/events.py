@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
 from graphql import FieldNode, InlineFragmentNode, OperationDefinitionNode, parse
 
+from plugin.saleor.documents import GRAPHQL_DIR, document
 from plugin.saleor.payloads import typename_to_event
 
-SUBSCRIPTIONS_DIR = Path(__file__).resolve().parents[2] / "graphql" / "subscriptions"
+SUBSCRIPTIONS_DIR = GRAPHQL_DIR / "subscriptions"
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def _typenames(query: str) -> tuple[str, ...]:
 def webhook_specs() -> tuple[WebhookSpec, ...]:
     specs = []
     for path in sorted(SUBSCRIPTIONS_DIR.glob("*_events.graphql")):
-        query = path.read_text()
+        query = document(path)
         specs.append(WebhookSpec(path.stem.removesuffix("_events"), query, _typenames(query)))
     return tuple(specs)
 

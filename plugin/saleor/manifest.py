@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from plugin import __version__
+from plugin.saleor.documents import document
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGETS = ("POPUP", "APP_PAGE", "NEW_TAB", "WIDGET")
@@ -67,7 +68,7 @@ def build_manifest(base_url: str) -> dict[str, Any]:
         logo["default"] = absolute(base_url, logo["default"])
     for webhook in manifest.get("webhooks", []):
         webhook["targetUrl"] = absolute(base_url, webhook["targetUrl"])
-        webhook["query"] = (ROOT / webhook["query"]).read_text()
+        webhook["query"] = document(ROOT / webhook["query"])
     # Extension URLs stay relative: the dashboard loads `appUrl + url` (valid on 3.22 and 3.23).
     return manifest
 

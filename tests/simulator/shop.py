@@ -20,6 +20,7 @@ from typing import Any
 
 from graphql import DocumentNode, execute_sync, parse
 
+from plugin.saleor.documents import document
 from tests.saleor_schema import saleor_schema
 from tests.simulator.server import SALEOR_VERSION, global_id
 
@@ -39,7 +40,7 @@ JSON = dict[str, Any]
 
 @cache
 def _document(family: str) -> DocumentNode:
-    return parse((SUBSCRIPTIONS / FAMILY_DOCUMENT[family]).read_text())
+    return parse(document(SUBSCRIPTIONS / FAMILY_DOCUMENT[family]))
 
 
 def _iso(moment: datetime) -> str:
