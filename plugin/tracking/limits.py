@@ -29,9 +29,12 @@ from plugin.tracking.models import RateSlot
 logger = logging.getLogger(__name__)
 
 REDIS_PREFIX = "crm:tracking:rate:"
-# After each 429 a round paces the account 5 % slower, down to 85 % of its rate.
+# After each 429 a round paces the account 5 % slower, down to 80 % of its paced rate.
 SLOW_DOWN = 0.95
-SLOWEST = 0.85
+SLOWEST = 0.80
+# The account's rate is the carrier's limit; its server counts arrivals, which network and
+# scheduling jitter bunch together: we start at most this share of it in any second.
+HEADROOM = 0.9
 # Slots reserved per round trip to the database (in seconds' worth; the next block is
 # fetched while half of this one is left, so a slow transaction stalls nobody).
 DB_BLOCK_SECONDS = 0.5
@@ -168,14 +171,14 @@ class CarrierLimiter:
         share: bool = False,
     ) -> None:
         self._slots = _semaphore(key, concurrency) if share else asyncio.Semaphore(concurrency)
-        self._interval = self._base_interval = 1.0 / rate
+        self._interval = self._base_interval = 1.0 / (rate * HEADROOM)
         self._store: RateStore = store or LocalRates()
         self._key = key
         self._block = max(1, int(rate * self._store.block_seconds))
         self._reserved: deque[float] = deque()
         self._ahead: asyncio.Future[list[float]] | None = None
         self._starts: deque[float] = deque()
-        self._per_window = max(1, int(rate))
+        self._per_window = max(1, int(rate * HEADROOM))
         self._start_lock = asyncio.Lock()
         self._blocked = asyncio.Event()
         self._lock = asyncio.Lock()
