@@ -22,7 +22,7 @@ from plugin.commerce.checkouts import (
 from plugin.commerce.models import Checkout, CheckoutLine, CheckoutState, Order
 from plugin.commerce.orders import SOURCE_COLUMNS, checkout_keys
 from plugin.db.base import utcnow
-from plugin.importer.bulk import any_of, delete_where_in, insert_rows, update_rows
+from plugin.importer.bulk import any_of, insert_rows, update_rows, write_with_lines
 from plugin.importer.items import Item, dedup_key, first_duplicate
 from plugin.importer.people import PURCHASE_COLUMNS, NeedsMerge, PageIdentities, PageWrites, Person
 from plugin.importer.timeline import entry
@@ -158,20 +158,15 @@ async def _write(
                     key=dedup_key(EVENT, item),
                 )
             )
-    ids = await insert_rows(session, Checkout, new_rows, returning="id")
-    line_rows = [
-        {"installation_id": installation_id, "checkout_id": cid, **line}
-        for cid, lines in zip(ids, new_lines, strict=True)
-        for line in lines
-    ]
-    await update_rows(session, Checkout, [row for row, _ in replaced])
-    await delete_where_in(session, CheckoutLine, "checkout_id", [row["id"] for row, _ in replaced])
-    line_rows += [
-        {"installation_id": installation_id, "checkout_id": row["id"], **line}
-        for row, lines in replaced
-        for line in lines
-    ]
-    await insert_rows(session, CheckoutLine, line_rows)
+    await write_with_lines(
+        session,
+        installation_id,
+        Checkout,
+        CheckoutLine,
+        "checkout_id",
+        (new_rows, new_lines),
+        replaced,
+    )
     await update_rows(session, Checkout, kept)
     await insert_rows(
         session, TimelineEntry, entries, ignore_conflicts_on=["installation_id", "dedup_key"]

@@ -26,7 +26,7 @@ from plugin.commerce.orders import (
     order_values,
 )
 from plugin.db.base import utcnow
-from plugin.importer.bulk import any_of, delete_where_in, insert_rows, update_rows
+from plugin.importer.bulk import any_of, insert_rows, update_rows, write_with_lines
 from plugin.importer.items import Item, dedup_key, first_duplicate
 from plugin.importer.people import PURCHASE_COLUMNS, NeedsMerge, PageIdentities, PageWrites, Person
 from plugin.importer.timeline import entry
@@ -175,20 +175,9 @@ async def _write(
                     key=dedup_key(EVENT, item),
                 )
             )
-    ids = await insert_rows(session, Order, new_rows, returning="id")
-    line_rows = [
-        {"installation_id": installation_id, "order_id": oid, **line}
-        for oid, lines in zip(ids, new_lines, strict=True)
-        for line in lines
-    ]
-    await update_rows(session, Order, [row for row, _ in replaced])
-    await delete_where_in(session, OrderLine, "order_id", [row["id"] for row, _ in replaced])
-    line_rows += [
-        {"installation_id": installation_id, "order_id": row["id"], **line}
-        for row, lines in replaced
-        for line in lines
-    ]
-    await insert_rows(session, OrderLine, line_rows)
+    await write_with_lines(
+        session, installation_id, Order, OrderLine, "order_id", (new_rows, new_lines), replaced
+    )
     await update_rows(session, Order, [{k: v for k, v in r.items() if k in KEPT} for r in kept])
     await insert_rows(
         session, TimelineEntry, entries, ignore_conflicts_on=["installation_id", "dedup_key"]

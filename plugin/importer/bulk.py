@@ -133,3 +133,31 @@ async def relaxed_commit(session: AsyncSession) -> None:
     the resumed run reads those pages again."""
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+
+
+async def write_with_lines(
+    session: AsyncSession,
+    installation_id: int,
+    parent: type[Base],
+    line: type[Base],
+    parent_key: str,
+    new: tuple[list[dict[str, Any]], list[list[dict[str, Any]]]],
+    replaced: list[tuple[dict[str, Any], list[dict[str, Any]]]],
+) -> None:
+    """Orders or checkouts with their lines: the new ones inserted (their ids returned for
+    their lines), the replaced ones updated with their lines swapped for the new snapshot's."""
+    new_rows, new_lines = new
+    ids = await insert_rows(session, parent, new_rows, returning="id")
+    line_rows = [
+        {"installation_id": installation_id, parent_key: pid, **fields}
+        for pid, lines in zip(ids, new_lines, strict=True)
+        for fields in lines
+    ]
+    await update_rows(session, parent, [row for row, _ in replaced])
+    await delete_where_in(session, line, parent_key, [row["id"] for row, _ in replaced])
+    line_rows += [
+        {"installation_id": installation_id, parent_key: row["id"], **fields}
+        for row, lines in replaced
+        for fields in lines
+    ]
+    await insert_rows(session, line, line_rows)
