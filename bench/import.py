@@ -7,6 +7,8 @@ Measured in one run against the same simulator process (bench/saleor_lists.py):
 - the import: customers, then checkouts, then orders, read ahead while earlier pages are
   folded set-based (multi-row statements, the webhook folds' rules), the pages read by
   then folded together in one transaction; orders folded per second is the headline;
+- the customers' figures, recomputed once each after the last page (counted in the
+  orders' time);
 - the finishing step (RFM, scores, every segment and the analytics rollups, whole shop).
 
 Prints one JSON line: {"bench": "import", ...}. Goal (issue #8): ≥ 5,000 orders/s at
@@ -142,16 +144,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
         step("import")
         load_before = os.getloadavg()[0]
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         async with httpx.AsyncClient(timeout=60) as http:
-            status = await Importer(db, http, box, settings, on_progress=on_progress).run(run_id)
+            importer = Importer(db, http, box, settings, on_progress=on_progress)
+            status = await importer.run(run_id)
+        # The customers' figures are recomputed once each after the last page: that time
+        # counts as the orders' (it is mostly theirs), so orders/s is not flattered.
+        figures_seconds = importer.figures_seconds
         total_seconds = time.perf_counter() - started
+        app_cpu_seconds = time.process_time() - cpu_started  # the importer's own process
         await db.dispose()
         if status.value != "done":
             raise RuntimeError(f"the import ended {status.value}")
         # Orders: from the end of the checkouts to the last orders page.
         orders_from = marks.get("checkouts:end", marks.get("customers:end", started))
-        orders_seconds = marks["orders:end"] - orders_from
+        orders_seconds = marks["orders:end"] - orders_from + figures_seconds
         orders_rate = args.orders / orders_seconds
         fetch_rate = fetched / fetch_seconds
         customers_seconds = marks.get("customers:end", started) - started
@@ -168,8 +175,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "customers_folded_per_second": round(args.customers / customers_seconds, 1)
             if args.customers
             else None,
-            "finish_seconds": round(total_seconds - (marks["orders:end"] - started), 2),
+            "figures_seconds": round(figures_seconds, 2),
+            "finish_seconds": round(
+                total_seconds - (marks["orders:end"] - started) - figures_seconds, 2
+            ),
             "total_seconds": round(total_seconds, 2),
+            "app_cpu_seconds": round(app_cpu_seconds, 2),
             "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             "goal_orders_per_second": GOAL,
             "goal_met": orders_rate >= GOAL,
@@ -177,7 +188,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         saleor.terminate()
         saleor.wait(10)
-        await admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        if args.keep:
+            step(f"kept database {database}")
+        else:
+            await admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def main() -> None:
@@ -186,6 +200,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, help="default: a quarter of the orders")
     parser.add_argument("--checkouts", type=int, help="default: a twentieth of the orders")
     parser.add_argument("--page-size", type=int, default=100)
+    parser.add_argument("--keep", action="store_true", help="keep the database (to inspect)")
     parser.add_argument("--quick", action="store_true", help="a small run: 2,000 orders")
     args = parser.parse_args()
     if args.quick:

@@ -9,12 +9,15 @@ import random
 from typing import Any
 
 from graphql import execute_sync, parse
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from plugin.commerce.models import Checkout, CheckoutLine, Order, OrderLine
 from plugin.db.base import utcnow
 from plugin.db.engine import Database
+from plugin.importer.figures import settle_stale
 from plugin.importer.fold import fold_nodes, fold_nodes_one_by_one
+from plugin.importer.models import StaleFigures
 from plugin.inbox.folding import fold_payload
 from plugin.kit.after_commit import unit_of_work
 from plugin.profiles.models import Identity, Profile, ProfileTotal
@@ -127,10 +130,23 @@ async def new_installation(db: Database, name: str) -> int:
 
 
 async def fold_listing(
-    db: Database, installation_id: int, listing: dict[str, list[JSON]], *, batch: bool
+    db: Database,
+    installation_id: int,
+    listing: dict[str, list[JSON]],
+    *,
+    batch: bool,
+    defer_figures: bool = False,
 ) -> None:
     """Pages of 37 (a page also lists one order twice: the second copy is newer)."""
-    fold = fold_nodes if batch else fold_nodes_one_by_one
+
+    async def fold(session: AsyncSession, field: str, page: list[JSON]) -> None:
+        if not batch:
+            await fold_nodes_one_by_one(session, installation_id, field, page, utcnow())
+            return
+        await fold_nodes(
+            session, installation_id, field, page, utcnow(), defer_figures=defer_figures
+        )
+
     for field in RESOURCES:
         nodes = listing[field]
         for start in range(0, len(nodes), 37):
@@ -141,7 +157,7 @@ async def fold_listing(
                 newer["status"] = "CANCELED"
                 page = [*page[:5], newer, *page[5:]]
             async with unit_of_work(db) as session:
-                await fold(session, installation_id, field, page, utcnow())
+                await fold(session, field, page)
 
 
 def _row(obj: Any, **replaced: Any) -> dict[str, Any]:
@@ -255,6 +271,47 @@ async def test_set_based_fold_writes_what_the_webhook_folds_write(db: Database) 
     assert len(shared) == 1
     consenting = [i for i in by_batch["identities"] if i[3] == "granted"]
     assert consenting
+
+
+async def stale_marks(db: Database, installation_id: int) -> int:
+    async with db.session() as session:
+        found = await session.scalar(
+            select(func.count())
+            .select_from(StaleFigures)
+            .where(StaleFigures.installation_id == installation_id)
+        )
+    return int(found or 0)
+
+
+async def test_figures_left_to_the_end_of_the_run_come_out_the_same(db: Database) -> None:
+    """An import marks the customers it touches and computes their figures once at the
+    end, a few at a time: the result is the webhook folds' to the row."""
+    _, listings = history()
+    webhook = await new_installation(db, "webhook-figures")
+    deferred = await new_installation(db, "deferred-figures")
+    for listing in listings:
+        await fold_listing(db, webhook, listing, batch=False)
+        await fold_listing(db, deferred, listing, batch=True, defer_figures=True)
+
+    marked = await stale_marks(db, deferred)
+    assert marked > 7  # so the chunks below are several
+    async with db.session() as session:
+        unsettled = await session.scalar(
+            select(func.count())
+            .select_from(Profile)
+            .where(Profile.installation_id == deferred, Profile.orders_count > 0)
+        )
+    assert unsettled == 0  # nothing computed yet: the marks are what is left to do
+    chunks = 0
+    while True:
+        async with unit_of_work(db) as session:
+            settled = await settle_stale(session, deferred, 7)
+        chunks += 1
+        if settled < 7:
+            break
+    assert chunks == marked // 7 + 1
+    assert await stale_marks(db, deferred) == 0
+    assert differences(await state(db, webhook), await state(db, deferred)) == []
 
 
 async def test_importing_again_or_after_the_webhooks_adds_nothing(db: Database) -> None:

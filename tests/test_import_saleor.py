@@ -12,13 +12,15 @@ from sqlalchemy import func, select
 from plugin.commerce.models import Checkout, Order
 from plugin.db.base import utcnow
 from plugin.db.engine import Database
-from plugin.importer.models import ImportFailure, ImportRun, ImportStatus
+from plugin.importer.models import ImportFailure, ImportRun, ImportStatus, StaleFigures
 from plugin.importer.progress import progress_of
 from plugin.importer.service import failures_of, start_import
+from plugin.importer.source import Page, Resource, SaleorPages
 from plugin.inbox.folding import fold_payload
 from plugin.kit.after_commit import unit_of_work
 from plugin.profiles.models import Profile
 from plugin.profiles.privacy import anonymize_profile
+from plugin.saleor.client import SaleorError
 from plugin.saleor.installations import uninstall
 from plugin.settings import Settings
 from plugin.timeline.models import TimelineEntry
@@ -337,3 +339,46 @@ async def test_the_rate_counts_the_time_spent_waiting_for_saleor(
     assert requests >= 8
     # The requests were spaced 1/8 s apart: the run was busy at least that long.
     assert run.busy_seconds >= 0.8 * (requests - 1) / 8
+
+
+async def test_a_failed_run_still_counts_what_it_folded(
+    saleor: Any, db: Database, settings: Settings, monkeypatch: Any
+) -> None:
+    """The figures of the customers an import touched are computed once, when the run ends
+    — also when it ends in failure, so the card is right before anyone resumes it."""
+    saleor.shop = history(customers=3, guest_orders=2)
+    installation_id = await shop_installation(db, saleor, settings)
+    run_id = await queue_run(db, installation_id)
+    real_page = SaleorPages.page
+    orders_pages = 0
+
+    async def failing_third_orders_page(
+        self: SaleorPages, resource: Resource, after: str | None, first: int
+    ) -> Page:
+        nonlocal orders_pages
+        if resource.name == "orders":
+            orders_pages += 1
+            if orders_pages == 3:
+                raise SaleorError("SALEOR_ERROR", "Saleor answered HTTP 502")
+        return await real_page(self, resource, after, first)
+
+    monkeypatch.setattr(SaleorPages, "page", failing_third_orders_page)
+    status = await run_import(db, settings, run_id, import_page_size=2)
+
+    assert status is ImportStatus.FAILED
+    assert await count(db, Order, installation_id) == 4  # two pages of two
+    assert await count(db, StaleFigures, installation_id) == 0
+    async with db.session() as session:
+        ordered = {
+            p.email: p.orders_count
+            for p in await session.scalars(
+                select(Profile).where(
+                    Profile.installation_id == installation_id, Profile.orders_count > 0
+                )
+            )
+        }
+        placed = await session.scalars(
+            select(Order.profile_id).where(Order.installation_id == installation_id)
+        )
+        assert len(ordered) == len(set(placed)) == 4
+    assert set(ordered.values()) == {1}

@@ -1,5 +1,10 @@
 """The figures of every profile a page touched, in a handful of statements.
 
+An import does not recompute them page by page: the profiles it touched are marked stale
+(`mark_stale`, one multi-row INSERT a batch) and recomputed once each when the run ends
+(`settle_stale`, thousands per transaction): a customer with ten orders spread over ten
+pages is computed once, not ten times, and each order is read once.
+
 The same definitions as `plugin.profiles.aggregates.recompute` (which does one profile at a
 time): the page's profiles' orders and checkouts are read in one query each, the figures
 computed with the same rules, then written with one UPDATE (executemany) and the
@@ -14,16 +19,18 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plugin.commerce.models import Checkout, Order
 from plugin.db.base import ZERO
 from plugin.importer import pg_bulk
-from plugin.importer.bulk import delete_where_in, insert_rows
+from plugin.importer.bulk import any_of, delete_where_in, insert_rows
+from plugin.importer.models import StaleFigures
 from plugin.importer.people import update_profiles
 from plugin.profiles.aggregates import NOT_PLACED, PAID_CHARGE_STATUSES, _CurrencyFigures
-from plugin.profiles.models import ProfileTotal
+from plugin.profiles.models import Profile, ProfileTotal
 
 FIGURE_COLUMNS = (
     "orders_count",
@@ -185,3 +192,44 @@ async def recompute_profiles(
     await update_profiles(session, with_state)
     await delete_where_in(session, ProfileTotal, "profile_id", ids)
     await insert_rows(session, ProfileTotal, totals)
+
+
+async def mark_stale(
+    session: AsyncSession, installation_id: int, profile_ids: Iterable[int]
+) -> None:
+    """Leave these profiles' figures to `settle_stale` (at the end of the import). Only
+    profiles that still exist (one merged into another during the page is gone)."""
+    ids = sorted(profile_ids)
+    if not ids:
+        return
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(StaleFigures)
+        .from_select(
+            ["installation_id", "profile_id"],
+            select(Profile.installation_id, Profile.id).where(
+                Profile.installation_id == installation_id, any_of(session, Profile.id, ids)
+            ),
+        )
+        .on_conflict_do_nothing(index_elements=["profile_id"])
+    )
+    await session.execute(statement)
+
+
+async def settle_stale(session: AsyncSession, installation_id: int, limit: int) -> int:
+    """Recompute the figures of up to `limit` stale profiles (lowest ids first) and clear
+    their marks; how many were settled (0 when none is left). Run under the shop's fold
+    lock, like any fold, so a webhook never interleaves with the recompute."""
+    ids = list(
+        await session.scalars(
+            select(StaleFigures.profile_id)
+            .where(StaleFigures.installation_id == installation_id)
+            .order_by(StaleFigures.profile_id)
+            .limit(limit)
+        )
+    )
+    if not ids:
+        return 0
+    await recompute_profiles(session, installation_id, ids)
+    await session.execute(delete(StaleFigures).where(any_of(session, StaleFigures.profile_id, ids)))
+    return len(ids)

@@ -22,7 +22,7 @@ from plugin.commerce.models import Checkout, CheckoutLine, Order, OrderLine
 from plugin.importer.batch_checkouts import fold_checkouts
 from plugin.importer.batch_customers import fold_customers
 from plugin.importer.batch_orders import fold_orders
-from plugin.importer.figures import recompute_profiles
+from plugin.importer.figures import mark_stale, recompute_profiles
 from plugin.importer.items import Item, read_item
 from plugin.importer.people import PageWrites
 from plugin.inbox.folding import apply_payload, refresh_figures
@@ -109,12 +109,20 @@ async def fold_nodes_one_by_one(
 
 
 async def fold_nodes(
-    session: AsyncSession, installation_id: int, resource: str, nodes: list[JSON], now: datetime
+    session: AsyncSession,
+    installation_id: int,
+    resource: str,
+    nodes: list[JSON],
+    now: datetime,
+    *,
+    defer_figures: bool = False,
 ) -> set[int]:
     """Fold a page set-based: objects naming an erased person are left out; runs of
     objects go through multi-row statements; an object needing a merge of two profiles
     goes through the webhook fold on its own, in its place. Then the figures of every
-    profile touched, in a few statements; the ids of those profiles.
+    profile touched, in a few statements — or, with `defer_figures` (the import), those
+    profiles are marked stale and recomputed once each when the run ends. The ids of the
+    profiles touched.
 
     Segments, RFM, scores and rollups are left to the end of the import, which refreshes
     them for the whole shop in a few statements instead of once per page."""
@@ -135,7 +143,11 @@ async def fold_nodes(
                 session, installation_id, resource, items[start].node, now, page.touched
             )
             start += 1
-    await recompute_profiles(session, installation_id, page.touched, page.pending)
+    if defer_figures:
+        await page.flush_pending(session)
+        await mark_stale(session, installation_id, page.touched)
+    else:
+        await recompute_profiles(session, installation_id, page.touched, page.pending)
     return page.touched
 
 

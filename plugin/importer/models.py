@@ -45,6 +45,19 @@ class ImportRun(TenantMixin, Base):
     finished_at: Mapped[datetime | None]
 
 
+class StaleFigures(TenantMixin, Base):
+    """A profile an import touched whose figures (counts, spend, per-currency totals) are
+    still to be recomputed: an import computes each customer's figures once, when the run
+    ends, instead of once per page naming them. Kept in the database so a run resumed by
+    another worker (or after a crash) still recomputes what an earlier one touched."""
+
+    __tablename__ = "import_stale_figures"
+
+    profile_id: Mapped[int] = mapped_column(
+        ForeignKey("profiles.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
 class ImportFailure(TenantMixin, Base):
     """An object Saleor listed that could not be folded, with the reason."""
 

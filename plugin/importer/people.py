@@ -120,14 +120,24 @@ class PageIdentities:
 
     async def load(self, session: AsyncSession, claims: list[Claims]) -> None:
         """One query: every identity the page names, with its profile's state."""
-        values = sorted(
-            {v for c in claims for v in (c.saleor_user_id, c.email, c.phone) if v is not None}
+        pairs = sorted(
+            {
+                (kind.name, value)
+                for c in claims
+                for kind, value in (
+                    (IdentityKind.SALEOR_USER, c.saleor_user_id),
+                    (IdentityKind.EMAIL, c.email),
+                    (IdentityKind.PHONE, c.phone),
+                )
+                if value is not None
+            }
         )
-        if not values:
+        if not pairs:
             return
         if session.get_bind().dialect.name == "postgresql":
-            await self._load_postgresql(session, values)
+            await self._load_postgresql(session, pairs)
             return
+        values = sorted({value for _, value in pairs})
         columns = [getattr(Profile, name) for name in self.columns]
         rows = await session.execute(
             select(Identity.kind, Identity.value, Profile.id, *columns)
@@ -147,18 +157,19 @@ class PageIdentities:
                 self.people[profile_id] = person
             self.owners[(IdentityKind(kind), value)] = person
 
-    async def _load_postgresql(self, session: AsyncSession, values: list[str]) -> None:
-        """The same query, read straight from the driver (thousands of rows a batch)."""
+    async def _load_postgresql(self, session: AsyncSession, pairs: list[tuple[str, str]]) -> None:
+        """The same query, read straight from the driver (thousands of rows a batch), by
+        (kind, value) pairs: one probe of the unique index each, not one per kind."""
         columns = ", ".join(f'p."{name}"' for name in self.columns)
         rows = await pg_bulk.fetch(
             session,
             f"SELECT i.kind, i.value, p.id, {columns} FROM identities i "
             "JOIN profiles p ON p.id = i.profile_id "
-            "WHERE i.installation_id = $1 AND i.kind = ANY($2::varchar[]) "
-            "AND i.value IN (SELECT unnest($3::varchar[]))",
+            "WHERE i.installation_id = $1 AND (i.kind, i.value) IN "
+            "(SELECT * FROM unnest($2::varchar[], $3::varchar[]))",
             self.installation_id,
-            [kind.name for kind in IdentityKind],
-            values,
+            [kind for kind, _ in pairs],
+            [value for _, value in pairs],
         )
         for row in rows:
             person = self.people.get(row["id"])

@@ -15,6 +15,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 _TYPES: dict[str, dict[str, str]] = {}
@@ -45,7 +46,8 @@ def _value(value: Any, udt: str) -> Any:
     if value is None:
         return None
     if udt in JSON_TYPES:
-        return json.dumps(value)
+        # orjson: the same JSON text as json.dumps gives (bar spaces), several times faster.
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
     if isinstance(value, enum.Enum):
         return value.name  # how SQLAlchemy stores a (non-native) Enum column
     return value

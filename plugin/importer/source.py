@@ -18,6 +18,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+import orjson
 
 from plugin.db.base import utcnow
 from plugin.saleor.client import SaleorError, load_query
@@ -153,8 +154,10 @@ class SaleorPages:
             if response.status_code != 200:
                 raise SaleorError("SALEOR_ERROR", f"Saleor answered HTTP {response.status_code}")
             try:
-                answer: dict[str, Any] = response.json()
-            except ValueError as exc:
+                answer: dict[str, Any] = orjson.loads(response.content)
+            except ValueError as exc:  # orjson.JSONDecodeError is one
                 raise SaleorError("SALEOR_ERROR", "Saleor answered with invalid JSON") from exc
+            if not isinstance(answer, dict):
+                raise SaleorError("SALEOR_ERROR", "Saleor answered with JSON that is no object")
             return answer
         raise SaleorError("SALEOR_ERROR", "Saleor kept refusing")  # pragma: no cover

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -93,8 +94,15 @@ def normalise_phone(value: Any, country: str | None = None) -> str | None:
     """E.164 via libphonenumber; national numbers need the address's country."""
     if not isinstance(value, str) or not value.strip():
         return None
+    return _e164(value, (country or "").upper() or None)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _e164(value: str, country: str | None) -> str | None:
+    """Parsing is slow (tens of µs) and a customer's number recurs on every order: an
+    import or a burst of webhooks parses each distinct number once."""
     try:
-        number = phonenumbers.parse(value, (country or "").upper() or None)
+        number = phonenumbers.parse(value, country)
     except phonenumbers.NumberParseException:
         return None
     if not phonenumbers.is_valid_number(number):
