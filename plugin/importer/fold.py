@@ -39,6 +39,12 @@ BATCH_FOLDERS: dict[str, BatchFolder] = {
 }
 FOLDED_MODELS: tuple[type, ...] = (Profile, Identity, ProfileTotal, Order, OrderLine, Checkout)
 FOLDED_MODELS += (CheckoutLine, TimelineEntry)
+# The tables a page of each list grows (their planner statistics go stale as it does).
+GROWN_MODELS: dict[str, tuple[type, ...]] = {
+    "customers": (Profile, Identity, TimelineEntry),
+    "checkouts": (Checkout, CheckoutLine, Profile, Identity, TimelineEntry),
+    "orders": (Order, OrderLine, Profile, Identity, TimelineEntry),
+}
 
 
 @dataclass(frozen=True)

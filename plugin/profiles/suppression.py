@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from plugin.importer import pg_bulk
 from plugin.importer.bulk import any_of
 from plugin.profiles.models import Identity, IdentityKind
 from plugin.saleor.models import Installation
@@ -84,22 +85,39 @@ async def erased_among(
     """For each group of contacts (one object each): does it name an erased person? One
     query for all groups, so a page of an import costs what one webhook does."""
     salt = await salt_for(session, installation_id)
-    lists = [list(group) for group in groups]
-    hashes = [{suppression_hash(salt, kind, value) for kind, value in group} for group in lists]
-    wanted = set().union(*hashes) if hashes else set()
+    hashes = [
+        {(kind, suppression_hash(salt, kind, value)) for kind, value in group} for group in groups
+    ]
+    wanted = sorted(set().union(*hashes)) if hashes else []
     if not wanted:
         return [False] * len(hashes)
-    erased = set(
-        await session.scalars(
-            select(Identity.value).where(
-                Identity.installation_id == installation_id,
-                # The kind too, so the (installation, kind, value) index finds them.
-                Identity.kind.in_(sorted({kind for group in lists for kind, _ in group})),
-                any_of(session, Identity.value, sorted(wanted)),
-            )
+    erased = await _stored(session, installation_id, wanted)
+    return [bool(h & erased) for h in hashes]
+
+
+async def _stored(
+    session: AsyncSession, installation_id: int, pairs: list[tuple[IdentityKind, str]]
+) -> set[tuple[IdentityKind, str]]:
+    """Which (kind, hash) pairs are on file: one probe of the (installation, kind, value)
+    index per pair (on PostgreSQL the pairs travel as two arrays)."""
+    if session.get_bind().dialect.name == "postgresql":
+        rows = await pg_bulk.fetch(
+            session,
+            "SELECT kind, value FROM identities WHERE installation_id = $1 AND (kind, value) IN "
+            "(SELECT * FROM unnest($2::varchar[], $3::varchar[]))",
+            installation_id,
+            [kind.name for kind, _ in pairs],
+            [value for _, value in pairs],
+        )
+        return {(IdentityKind[row["kind"]], row["value"]) for row in rows}
+    found = await session.execute(
+        select(Identity.kind, Identity.value).where(
+            Identity.installation_id == installation_id,
+            Identity.kind.in_(sorted({kind for kind, _ in pairs})),
+            any_of(session, Identity.value, sorted({value for _, value in pairs})),
         )
     )
-    return [bool(h & erased) for h in hashes]
+    return {(IdentityKind(kind), value) for kind, value in found}
 
 
 async def names_erased_person(
