@@ -19,6 +19,7 @@ from plugin.predictions.models import PredictionModel
 from plugin.predictions.service import refit_installation
 from plugin.profiles.models import Profile
 from plugin.saleor.models import Installation, InstallationStatus
+from plugin.segments.fill import fill_waiting
 from plugin.segments.membership import refresh_installation
 from plugin.segments.models import RULE_CHANGED, Segment
 
@@ -79,22 +80,30 @@ async def refresh_segments() -> None:
         )
     for installation_id in installation_ids:
         try:
-            async with unit_of_work(ctx.db) as session:
-                await lock_installation(session, installation_id)
-                latest = await session.scalar(
-                    select(func.max(Segment.refreshed_at)).where(
-                        Segment.installation_id == installation_id
-                    )
-                )
-                if (
-                    latest is not None
-                    and latest > fresh_after
-                    and not await has_waiting_segments(session, installation_id)
-                ):
-                    continue
-                await refresh_installation(session, installation_id, now, dialect=ctx.db.dialect)
+            await refresh_shop(ctx, installation_id, now, fresh_after)
         except Exception:  # one shop's trouble never stops the others' refresh
             logger.exception("segment refresh failed for installation %s", installation_id)
+
+
+async def refresh_shop(
+    ctx: AppContext, installation_id: int, now: datetime, fresh_after: datetime
+) -> None:
+    """The shop's refresh unless it is fresh, then its waiting segments in chunks (their
+    progress committed per chunk), however recently the shop was refreshed."""
+    async with unit_of_work(ctx.db) as session:
+        await lock_installation(session, installation_id)
+        latest = await session.scalar(
+            select(func.max(Segment.refreshed_at)).where(Segment.installation_id == installation_id)
+        )
+        if latest is None or latest <= fresh_after:
+            await refresh_installation(
+                session, installation_id, now, dialect=ctx.db.dialect, skip_waiting=True
+            )
+        waiting = await has_waiting_segments(session, installation_id)
+    if waiting:
+        await fill_waiting(
+            ctx.db, installation_id, now, chunk_size=ctx.settings.segments_fill_chunk
+        )
 
 
 async def has_waiting_segments(session: AsyncSession, installation_id: int) -> bool:

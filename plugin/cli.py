@@ -160,10 +160,15 @@ def segments() -> None:
 @INSTALLATION
 def refresh_segments(installation_id: int | None) -> None:
     """Recompute RFM, scores and every segment now (the scheduled job does it every
-    SEGMENTS_REFRESH_SECONDS)."""
+    SEGMENTS_REFRESH_SECONDS). Segments never computed or whose rule changed go in chunks
+    of SEGMENTS_FILL_CHUNK customers, with a progress bar."""
     from plugin.console.maintenance import refresh_all_segments
 
-    for line in run(with_database(lambda db: refresh_all_segments(db, installation_id))):
+    chunk = Settings().segments_fill_chunk
+    lines = run(
+        with_database(lambda db: refresh_all_segments(db, installation_id, chunk_size=chunk))
+    )
+    for line in lines:
         click.echo(line)
 
 

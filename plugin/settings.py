@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     # A saved segment of a shop with more customers than this is computed by the next
     # scheduled refresh (the dashboard shows it "being computed"), not inside the request.
     segments_inline_fill_max: int = 200_000
+    # That computation goes chunk by chunk of this many customers, each committed with its
+    # progress (the dashboard's percentage and ETA).
+    segments_fill_chunk: int = 50_000
     # How often each shop's purchase model (BG/NBD + Gamma-Gamma) is refitted.
     predictions_refit_seconds: float = 6 * 3600.0
     http_timeout_seconds: float = 10.0

@@ -17,6 +17,8 @@ from plugin.db.engine import Database
 from plugin.inbox.models import InboxEvent, InboxStatus
 from plugin.inbox.service import body_hash
 from plugin.kit.after_commit import unit_of_work
+from plugin.profiles.models import Profile
+from plugin.segments.models import Segment
 from plugin.settings import Settings
 from tests.conftest import RunningApp, eventually, new_installation
 from tests.importing import count, shop_installation, shop_with_history
@@ -216,6 +218,38 @@ async def test_inbox_replay_of_failed_events(app_server: RunningApp, db: Databas
 
     assert await eventually(folded)
     assert await count(db, Order, installation_id) == 1
+
+
+async def test_segments_refresh_shows_the_progress_of_waiting_segments(db: Database) -> None:
+    """A segment saved on a large shop is computed in chunks, with a progress line."""
+    installation_id = await new_installation(db)
+    async with unit_of_work(db) as session:
+        session.add_all(
+            Profile(installation_id=installation_id, email=f"p{n}@example.com", orders_count=n)
+            for n in range(7)
+        )
+        session.add(
+            Segment(
+                installation_id=installation_id,
+                key="buyers",
+                name="Buyers",
+                rule={"field": "orders_count", "op": "gte", "value": 1},
+            )
+        )
+    result = crm(
+        "segments", "refresh", "--installation", str(installation_id), SEGMENTS_FILL_CHUNK="2"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "[##############################] 100.0% 7/7" in result.stderr
+    async with db.session() as session:
+        segment = await session.scalar(
+            select(Segment).where(
+                Segment.installation_id == installation_id, Segment.key == "buyers"
+            )
+        )
+        assert segment is not None
+        assert segment.refreshed_at is not None
+        assert segment.member_count == 6
 
 
 async def test_segments_refresh(db: Database) -> None:

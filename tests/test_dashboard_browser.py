@@ -8,20 +8,24 @@ signed webhooks, so every figure on screen went through the real fold.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 from playwright.async_api import Browser, Frame
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from plugin.db.base import utcnow
 from plugin.db.engine import Database
 from plugin.inbox.models import InboxEvent, InboxStatus
 from plugin.kit.after_commit import unit_of_work
 from plugin.saleor.installations import get_by_api_url
+from plugin.segments.fill import fill_waiting
+from plugin.segments.models import Segment
 from plugin.tracking.models import Shipment
 from plugin.tracking.shipments import set_status
 from plugin.tracking.statuses import Status
@@ -92,6 +96,8 @@ async def shop(
                     )
                 ).all()
             raise AssertionError(f"not folded: {rows}") from None
+        # A minute later the scheduled refresh has computed the built-in segments.
+        await fill_waiting(db, installation.id, utcnow(), chunk_size=settings.segments_fill_chunk)
         yield Shop(saleor, story)
 
 
@@ -333,6 +339,56 @@ async def test_segment_list_has_sparklines(dashboard: Dashboard, shop: Shop) -> 
     await dashboard.send("theme", {"theme": "dark"})
     await frame.wait_for_function("() => document.documentElement.dataset.theme === 'dark'")
     await dashboard.screenshot("segments-dark")
+
+
+async def test_a_segment_being_computed_shows_its_progress(
+    dashboard: Dashboard, shop: Shop, db: Database
+) -> None:
+    """Mid-way through a large shop's computation in chunks (progress columns as the job
+    commits them): the list and the segment's page show the bar, the percentage and the
+    time left, and keep polling."""
+    async with unit_of_work(db) as session:
+        installation = await get_by_api_url(session, shop.saleor.api_url)
+        assert installation is not None
+        segment = Segment(
+            installation_id=installation.id,
+            key="recomputing",
+            name="Big repeat buyers",
+            rule={"field": "paid_orders_count", "op": "gte", "value": 2},
+            refreshed_at=None,
+            recompute_started_at=utcnow() - timedelta(seconds=30),
+            recompute_done=420_000,
+            recompute_total=1_000_000,
+        )
+        session.add(segment)
+    try:
+        frame = await dashboard.open("/dashboard/app/segments", shop.token())
+        row = frame.locator("[data-segment-list] tr[data-segment=recomputing]")
+        assert await row.locator("progress[data-recompute-bar]").get_attribute("value") == "42.0"
+        assert (await row.locator("[data-recompute-percent]").inner_text()).strip() == "42%"
+        assert re.fullmatch(
+            r"· about \d+ s left", (await row.locator("[data-recompute-eta]").inner_text()).strip()
+        )
+        assert await frame.locator("[data-page=segments][data-live=true]").count() == 1
+        await dashboard.screenshot("segments-recomputing-light")
+        await dashboard.send("theme", {"theme": "dark"})
+        await frame.wait_for_function("() => document.documentElement.dataset.theme === 'dark'")
+        await dashboard.screenshot("segments-recomputing-dark")
+
+        frame = await dashboard.open(
+            "/dashboard/app/segments/members", shop.token(), segment="recomputing"
+        )
+        panel = frame.locator("[data-recomputing]")
+        assert (await panel.locator("[data-recompute-percent]").inner_text()).strip() == "42%"
+        assert "left" in await panel.locator("[data-recompute-eta]").inner_text()
+        assert await frame.locator("[data-page=segment-members][data-live=true]").count() == 1
+        await dashboard.screenshot("segment-recomputing-light")
+        await dashboard.send("theme", {"theme": "dark"})
+        await frame.wait_for_function("() => document.documentElement.dataset.theme === 'dark'")
+        await dashboard.screenshot("segment-recomputing-dark")
+    finally:
+        async with unit_of_work(db) as session:
+            await session.execute(delete(Segment).where(Segment.id == segment.id))
 
 
 async def test_api_tokens_are_created_once_and_revoked(dashboard: Dashboard, shop: Shop) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from dashboard_extension.charts import sparkline
 from dashboard_extension.graph import run
 from dashboard_extension.views import Call, Problem, Rendered, read
+from dashboard_extension.views.imports import duration
 from plugin.segments.fields import FIELDS, OPERATORS
 
 # Operators that take no value, and those that take a list or a [low, high] pair.
@@ -30,10 +31,28 @@ def field_catalogue() -> list[dict[str, Any]]:
     ]
 
 
+def segment_progress(segment: dict[str, Any]) -> dict[str, Any] | None:
+    """What the bar of a segment being computed shows: the API's percentage (None until
+    the job starts) and its ETA in words (None until a first chunk is done)."""
+    recompute = segment.get("recompute")
+    if recompute is None:
+        return None
+    eta = recompute.get("etaSeconds")
+    return {
+        "percent": recompute.get("percent"),
+        "started": recompute.get("startedAt") is not None,
+        "eta": None if eta is None else duration(float(eta)),
+    }
+
+
 async def segment_list(call: Call) -> Rendered:
     answer = await read(call, "segments")
     rows = [
-        {**s, "spark": sparkline(s["countHistory"], f"{s['name']}: members per day")}
+        {
+            **s,
+            "spark": sparkline(s["countHistory"], f"{s['name']}: members per day"),
+            "progress": segment_progress(s),
+        }
         for s in (answer.data or {})["segments"]
     ]
     return Rendered("fragments/segments.html", {"segments": rows})
@@ -98,5 +117,6 @@ async def members(call: Call) -> Rendered:
             "members": people,
             "page": segment["members"],
             "spark": sparkline(segment["countHistory"], "Members per day"),
+            "progress": segment_progress(segment),
         },
     )

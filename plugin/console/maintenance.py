@@ -5,11 +5,13 @@ Each returns what the command prints; refusals are `click.ClickException`s.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
 from plugin.console.lookup import customer_by_email, installation_for
+from plugin.console.progress import ProgressLine
 from plugin.db.base import utcnow
 from plugin.db.engine import Database
 from plugin.db.locks import lock_installation
@@ -18,13 +20,18 @@ from plugin.inbox.models import InboxEvent, InboxStatus
 from plugin.kit.after_commit import unit_of_work
 from plugin.profiles.privacy import anonymize_profile, export_profile
 from plugin.saleor.models import Installation, InstallationStatus
-from plugin.segments.membership import reevaluate_profiles, refresh_installation
+from plugin.segments.fill import fill_waiting
+from plugin.segments.membership import Changes, reevaluate_profiles, refresh_installation
+from plugin.segments.progress import Recompute
 from plugin.settings import Settings
 from plugin.timeline.service import record
 
 
-async def refresh_all_segments(db: Database, installation_id: int | None) -> list[str]:
-    """Every active shop (or the one asked for), each in its own transaction."""
+async def refresh_all_segments(
+    db: Database, installation_id: int | None, *, chunk_size: int
+) -> list[str]:
+    """Every active shop (or the one asked for): its refresh in one transaction, then its
+    waiting segments in chunks of `chunk_size` customers with a progress bar."""
     async with db.session() as session:
         if installation_id is not None:
             ids = [(await installation_for(session, installation_id)).id]
@@ -40,11 +47,13 @@ async def refresh_all_segments(db: Database, installation_id: int | None) -> lis
         return ["no installed shop: nothing to refresh"]
     lines = []
     for shop in ids:
+        now = utcnow()
         async with unit_of_work(db) as session:
             await lock_installation(session, shop)
             changes = await refresh_installation(
-                session, shop, utcnow(), dialect=db.dialect, full=True
+                session, shop, now, dialect=db.dialect, full=True, skip_waiting=True
             )
+        changes.update(await fill_with_progress(db, shop, now, chunk_size=chunk_size))
         entered = sum(len(c.entered) for c in changes.values())
         left = sum(len(c.left) for c in changes.values())
         lines.append(
@@ -52,6 +61,22 @@ async def refresh_all_segments(db: Database, installation_id: int | None) -> lis
             f"{entered} entered, {left} left"
         )
     return lines
+
+
+async def fill_with_progress(
+    db: Database, installation_id: int, now: datetime, *, chunk_size: int
+) -> dict[str, Changes]:
+    """The shop's waiting segments in chunks, a progress line on stderr after each."""
+    line = ProgressLine()
+    last: list[Recompute] = []
+
+    async def show(progress: Recompute) -> None:
+        last.append(progress)
+        line(progress)
+
+    changes = await fill_waiting(db, installation_id, now, chunk_size=chunk_size, on_chunk=show)
+    line.close(last[-1] if last else None)
+    return changes
 
 
 async def replay(db: Database, *, failed: bool, installation_id: int | None) -> str:

@@ -1,4 +1,5 @@
-"""A progress bar on the terminal for an import: percentage, counts, rate and ETA.
+"""A progress bar on the terminal for long work (an import, segments computed in
+chunks): percentage, counts, rate and ETA.
 
 Saleor's totals arrive with the first page of each list, so the bar cannot be sized up
 front (click's progressbar needs a length): this one redraws one line on a terminal and
@@ -9,9 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
-
-from plugin.importer.progress import Progress
+from typing import Protocol, TextIO
 
 WIDTH = 30
 
@@ -21,6 +20,24 @@ def duration(seconds: float) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+class Progress(Protocol):
+    """What the line shows (`plugin.importer.progress.Progress`,
+    `plugin.segments.progress.Recompute`)."""
+
+    @property
+    def percent(self) -> float | None: ...
+    @property
+    def processed(self) -> int: ...
+    @property
+    def total(self) -> int | None: ...
+    @property
+    def rate_per_second(self) -> float | None: ...
+    @property
+    def eta_seconds(self) -> float | None: ...
+    @property
+    def failed(self) -> int: ...
 
 
 def render(progress: Progress) -> str:

@@ -6,10 +6,16 @@ with `BEGIN IMMEDIATE` (plugin.db.engine), which holds the single database write
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
+
+if TYPE_CHECKING:
+    from plugin.db.engine import Database
 
 FOLD_LOCK_NAMESPACE = 0x5C1  # keeps our advisory keys apart from other users of the DB
 
@@ -54,3 +60,38 @@ async def lock_profiles(session: AsyncSession, profile_ids: Iterable[int]) -> No
         ),
         {"ns": CAP_LOCK_NAMESPACE, "keys": keys},
     )
+
+
+FILL_LOCK_NAMESPACE = 0x5C4
+_fills_here: set[int] = set()  # SQLite: the shops whose fill this process is running
+_fills_guard = threading.Lock()
+
+
+@asynccontextmanager
+async def hold_segment_fill(db: Database, installation_id: int) -> AsyncIterator[bool]:
+    """Whether this worker may compute the shop's waiting segments in chunks (False: one
+    is on it). A fill spans many transactions, so the fold lock cannot hold it. PostgreSQL:
+    a session-level advisory lock on a connection of its own, released when done or when
+    a crashed worker's connection dies. SQLite (one process): a lock per process."""
+    if db.dialect != "postgresql":
+        with _fills_guard:
+            got = installation_id not in _fills_here
+            _fills_here.add(installation_id)
+        try:
+            yield got
+        finally:
+            if got:
+                with _fills_guard:
+                    _fills_here.discard(installation_id)
+        return
+    params = {"ns": FILL_LOCK_NAMESPACE, "key": installation_id}
+    async with db.autocommit_engine.connect() as connection:
+        got = bool(await connection.scalar(text(_TRY_FILL), params))
+        try:
+            yield got
+        finally:
+            if got:
+                await connection.execute(text("SELECT pg_advisory_unlock(:ns, :key)"), params)
+
+
+_TRY_FILL = "SELECT pg_try_advisory_lock(:ns, :key)"

@@ -11,6 +11,9 @@ statements, a delete and an insert, fed with arrays (`unnest`).
 Both writes act only on pairs that differed in the read's snapshot: a fold committing in
 between is not undone (an insert that meets its row does nothing; a delete of a row it
 already removed deletes nothing), as with the single-statement diff it replaces.
+
+Given a chunk of customers (`profiles`, an id range), the same statements read and write
+only that chunk's customers, their orders and their memberships (`plugin.segments.fill`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from plugin.profiles.models import Profile
 from plugin.segments.models import Segment, SegmentMembership
 from plugin.segments.rules import Rule
-from plugin.segments.sql import OrderCounts, compile_rule
+from plugin.segments.sql import IdRange, OrderCounts, compile_rule, in_range
 
 # Bits per statement: a signed 64-bit integer holds 62 of them with room to spare.
 SEGMENTS_PER_MASK = 62
@@ -51,9 +54,14 @@ _INSERT = text(
 
 
 async def diff_with_masks(
-    session: AsyncSession, items: list[tuple[Segment, Rule]], now: datetime
+    session: AsyncSession,
+    items: list[tuple[Segment, Rule]],
+    now: datetime,
+    *,
+    profiles: IdRange | None = None,
 ) -> tuple[Pairs, Pairs, dict[int, int]]:
-    """(entered, left, member count per segment id) for these segments, written."""
+    """(entered, left, member count per segment id) for these segments, written; with
+    `profiles`, of that chunk of customers only (the counts too)."""
     entered: Pairs = []
     left: Pairs = []
     counts: dict[int, int] = {}
@@ -64,7 +72,7 @@ async def diff_with_masks(
     try:
         for start in range(0, len(items), SEGMENTS_PER_MASK):
             chunk = items[start : start + SEGMENTS_PER_MASK]
-            came, gone, chunk_counts = await _diff_chunk(session, chunk, now)
+            came, gone, chunk_counts = await _diff_chunk(session, chunk, now, profiles)
             entered += came
             left += gone
             counts.update(chunk_counts)
@@ -76,11 +84,14 @@ async def diff_with_masks(
 
 
 async def _diff_chunk(
-    session: AsyncSession, items: Sequence[tuple[Segment, Rule]], now: datetime
+    session: AsyncSession,
+    items: Sequence[tuple[Segment, Rule]],
+    now: datetime,
+    profiles: IdRange | None,
 ) -> tuple[Pairs, Pairs, dict[int, int]]:
     installation_id = items[0][0].installation_id
     ids = [segment.id for segment, _ in items]
-    differing, totals = await _read_differences(session, items, now)
+    differing, totals = await _read_differences(session, items, now, profiles)
     counts = dict(zip(ids, totals, strict=True))
     joining: Pairs = []
     leaving: Pairs = []
@@ -113,11 +124,17 @@ async def _write(
 
 
 async def _read_differences(
-    session: AsyncSession, items: Sequence[tuple[Segment, Rule]], now: datetime
+    session: AsyncSession,
+    items: Sequence[tuple[Segment, Rule]],
+    now: datetime,
+    profiles: IdRange | None,
 ) -> tuple[list[tuple[int, int, int]], list[int]]:
     """The customers whose wanted and held masks differ, and each segment's count."""
     installation_id = items[0][0].installation_id
-    order_counts = OrderCounts(installation_id)  # every order condition in one GROUP BY
+    # every order condition in one GROUP BY
+    order_counts = OrderCounts(installation_id, profiles)
+    chunk = [] if profiles is None else [in_range(Profile.id, profiles)]
+    held_chunk = [] if profiles is None else [in_range(SegmentMembership.profile_id, profiles)]
     bits = [literal(1 << bit, BigInteger) for bit in range(len(items))]
     wanted_mask: Any = sum(
         (
@@ -145,7 +162,7 @@ async def _read_differences(
     wanted = (
         select(Profile.id.label("profile_id"), wanted_mask.label("mask"))
         .select_from(customers)
-        .where(Profile.installation_id == installation_id)
+        .where(Profile.installation_id == installation_id, *chunk)
         .cte("wanted")
         .prefix_with("MATERIALIZED")
     )
@@ -159,7 +176,7 @@ async def _read_differences(
             SegmentMembership.profile_id,
             func.bit_or(bit_of_segment, type_=BigInteger).label("mask"),
         )
-        .where(SegmentMembership.segment_id.in_([segment.id for segment, _ in items]))
+        .where(SegmentMembership.segment_id.in_([segment.id for segment, _ in items]), *held_chunk)
         .group_by(SegmentMembership.profile_id)
         .cte("held")
     )

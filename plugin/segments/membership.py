@@ -43,7 +43,13 @@ from plugin.segments.catalog import (
 from plugin.segments.diff_postgres import WORK_MEM, diff_with_masks
 from plugin.segments.evaluate import matches
 from plugin.segments.facts import load_facts_by_id
-from plugin.segments.models import RULE_CHANGED, Segment, SegmentDailyCount, SegmentMembership
+from plugin.segments.models import (
+    RULE_CHANGED,
+    Segment,
+    SegmentDailyCount,
+    SegmentMembership,
+    is_waiting,
+)
 from plugin.segments.rfm import refresh_rfm
 from plugin.segments.rules import (
     Rule,
@@ -51,7 +57,7 @@ from plugin.segments.rules import (
     changes_with_time,
     segment_references,
 )
-from plugin.segments.sql import compile_rule, members_query
+from plugin.segments.sql import IdRange, compile_rule, in_range, members_query
 from plugin.segments.thresholds import Book, book_key, compute_many, resolve, top_percents
 from plugin.timeline.models import TimelineEntry
 from plugin.timeline.service import record
@@ -234,15 +240,47 @@ async def refresh_segment(
     """
     if rule is None:
         rule = await resolve(session, segment.installation_id, compiled_rule(segment))
+    changes = await diff_segment(session, segment, rule, now, dialect=dialect)
+    await analyze_after_bulk(session, len(changes.entered) + len(changes.left))
+    if segment.refreshed_at is not None:
+        await note_many(session, segment, changes, now)
+    segment.member_count = int(
+        await session.scalar(select(func.count()).where(SegmentMembership.segment_id == segment.id))
+        or 0
+    )
+    segment.refreshed_at = now
+    await count_today(session, [segment], now)
+    await session.flush()
+    return changes
+
+
+async def diff_segment(
+    session: AsyncSession,
+    segment: SegmentLike,
+    rule: Rule,
+    now: datetime,
+    *,
+    dialect: str,
+    profiles: IdRange | None = None,
+) -> Changes:
+    """Write who entered and left one segment (of the chunk `profiles` only, when given),
+    nothing else: no timeline, count or stamp."""
     # The rule runs once: its members go to a temporary table both diffs read from.
     await session.run_sync(lambda sync: WANTED.create(sync.connection(), checkfirst=True))
     await session.execute(delete(WANTED))
     await session.execute(
         insert(WANTED).from_select(
             ["id"],
-            members_query(rule, installation_id=segment.installation_id, now=now, dialect=dialect),
+            members_query(
+                rule,
+                installation_id=segment.installation_id,
+                now=now,
+                dialect=dialect,
+                profiles=profiles,
+            ),
         )
     )
+    chunk = [] if profiles is None else [in_range(SegmentMembership.profile_id, profiles)]
     if dialect == "postgresql":  # a temporary table has no statistics until analysed
         await session.execute(text("ANALYZE crm_segment_wanted"))
     wanted = WANTED
@@ -251,6 +289,7 @@ async def refresh_segment(
             delete(SegmentMembership)
             .where(
                 SegmentMembership.segment_id == segment.id,
+                *chunk,
                 # NOT EXISTS plans as an anti-join; NOT IN over a big set can go quadratic
                 ~select(wanted.c.id).where(wanted.c.id == SegmentMembership.profile_id).exists(),
             )
@@ -282,18 +321,7 @@ async def refresh_segment(
             .returning(SegmentMembership.profile_id)
         )
     )
-    changes = Changes(entered=sorted(entered), left=sorted(left))
-    await analyze_after_bulk(session, len(entered) + len(left))
-    if segment.refreshed_at is not None:
-        await _note_many(session, segment, changes, now)
-    segment.member_count = int(
-        await session.scalar(select(func.count()).where(SegmentMembership.segment_id == segment.id))
-        or 0
-    )
-    segment.refreshed_at = now
-    await _count_today(session, [segment], now)
-    await session.flush()
-    return changes
+    return Changes(entered=sorted(entered), left=sorted(left))
 
 
 async def recompute_after_save(
@@ -314,10 +342,14 @@ async def recompute_after_save(
         .select_from(Profile)
         .where(Profile.installation_id == segment.installation_id)
     )
+    # A computation in chunks of the former rule, if one runs, sees its progress gone and
+    # drops this segment (plugin.segments.fill); the next tick computes the new rule.
+    segment.recompute_started_at = segment.recompute_done = segment.recompute_total = None
     if int(customers or 0) <= inline_max:
         await refresh_segment(session, segment, now, dialect=dialect)
         return True
-    segment.refreshed_at = None if created else RULE_CHANGED
+    # A segment never computed (or still in its first fill) stays silent: NULL.
+    segment.refreshed_at = None if created or segment.refreshed_at is None else RULE_CHANGED
     await session.flush()
     return False
 
@@ -334,7 +366,7 @@ async def analyze_after_bulk(session: AsyncSession, rows_written: int) -> None:
         await session.execute(text("ANALYZE segment_memberships"))
 
 
-async def _note_many(
+async def note_many(
     session: AsyncSession, segment: Segment, changes: Changes, now: datetime
 ) -> None:
     """Timeline entries for a whole refresh in one multi-row INSERT."""
@@ -358,7 +390,7 @@ async def _note_many(
         await session.execute(insert(TimelineEntry), rows)
 
 
-async def _count_today(session: AsyncSession, segments: list[Segment], now: datetime) -> None:
+async def count_today(session: AsyncSession, segments: list[Segment], now: datetime) -> None:
     """Today's member count of each segment (the daily history), one upsert for all."""
     if not segments:
         return
@@ -395,29 +427,46 @@ async def refresh_together(
     Rules must not refer to segments refreshed in the same call (`in_segment`)."""
     if not items:
         return {}
+    changes, counts = await diff_together(session, items, now, dialect=dialect)
+    await analyze_after_bulk(session, sum(len(c.entered) + len(c.left) for c in changes.values()))
+    out: dict[str, Changes] = {}
+    for segment, _ in items:
+        change = changes[segment.id]
+        if segment.refreshed_at is not None:  # a first fill is not news about anyone
+            await note_many(session, segment, change, now)
+        segment.member_count = int(counts.get(segment.id, 0))
+        segment.refreshed_at = now
+        out[segment.key] = change
+    await count_today(session, [segment for segment, _ in items], now)
+    await session.flush()
+    return out
+
+
+async def diff_together(
+    session: AsyncSession,
+    items: list[tuple[Segment, Rule]],
+    now: datetime,
+    *,
+    dialect: str,
+    profiles: IdRange | None = None,
+) -> tuple[dict[int, Changes], dict[int, int]]:
+    """Write who entered and left these segments (of the chunk `profiles` only, when
+    given): changes and member counts (of the chunk) by segment id; no timeline or stamp."""
     if dialect == "postgresql":
-        entered, left, counts = await diff_with_masks(session, items, now)
+        entered, left, counts = await diff_with_masks(session, items, now, profiles=profiles)
     else:
-        entered, left, counts = await _diff_through_temporary_table(session, items, now, dialect)
+        entered, left, counts = await _diff_through_temporary_table(
+            session, items, now, dialect, profiles
+        )
     changes = {segment.id: Changes() for segment, _ in items}
     for segment_id, profile_id in entered:
         changes[segment_id].entered.append(profile_id)
     for segment_id, profile_id in left:
         changes[segment_id].left.append(profile_id)
-    await analyze_after_bulk(session, len(entered) + len(left))
-    out: dict[str, Changes] = {}
-    for segment, _ in items:
-        change = changes[segment.id]
+    for change in changes.values():
         change.entered.sort()
         change.left.sort()
-        if segment.refreshed_at is not None:  # a first fill is not news about anyone
-            await _note_many(session, segment, change, now)
-        segment.member_count = int(counts.get(segment.id, 0))
-        segment.refreshed_at = now
-        out[segment.key] = change
-    await _count_today(session, [segment for segment, _ in items], now)
-    await session.flush()
-    return out
+    return changes, counts
 
 
 FULL_REFRESH_SECONDS = 3600.0
@@ -430,9 +479,13 @@ async def refresh_installation(
     *,
     dialect: str,
     full: bool | None = None,
+    skip_waiting: bool = False,
 ) -> dict[str, Changes]:
     """RFM and scores, then the segments of one shop (the scheduled job: time-driven
     rules flip on time, and RFM boundaries follow the shop as it grows).
+
+    `skip_waiting`: leave segments never computed or whose rule changed to the computation
+    in chunks that follows (`plugin.segments.fill`), which shows its progress.
 
     Segments whose rules cannot change without an event about the customer are kept
     current by the folds; the scheduled job recomputes them only in a full refresh (the
@@ -457,6 +510,8 @@ async def refresh_installation(
     medians = dict(known[book_key(scoring.MEDIAN)])
     await scoring.refresh_scores(session, installation_id, medians=medians)
     segments = await _segments(session, installation_id, known=known)
+    if skip_waiting:
+        segments = [(s, r) for s, r in segments if not is_waiting(s)]
     if full is None:
         stale = now - timedelta(seconds=FULL_REFRESH_SECONDS)
         full = any(s.refreshed_at is None or s.refreshed_at < stale for s, _ in segments)
@@ -472,12 +527,14 @@ async def refresh_installation(
     return changes
 
 
-def _leavers(segment_ids: list[int], wanted: Any) -> Any:
+def _leavers(segment_ids: list[int], wanted: Any, profiles: IdRange | None) -> Any:
     """DELETE … RETURNING of the memberships of these segments no longer wanted."""
+    chunk = [] if profiles is None else [in_range(SegmentMembership.profile_id, profiles)]
     return (
         delete(SegmentMembership)
         .where(
             SegmentMembership.segment_id.in_(segment_ids),
+            *chunk,
             ~select(wanted.c.profile_id)
             .where(
                 wanted.c.segment_id == SegmentMembership.segment_id,
@@ -490,16 +547,22 @@ def _leavers(segment_ids: list[int], wanted: Any) -> Any:
 
 
 async def _diff_through_temporary_table(
-    session: AsyncSession, items: list[tuple[Segment, Rule]], now: datetime, dialect: str
+    session: AsyncSession,
+    items: list[tuple[Segment, Rule]],
+    now: datetime,
+    dialect: str,
+    profiles: IdRange | None = None,
 ) -> tuple[Pairs, Pairs, dict[int, int]]:
     """Elsewhere: every rule's members go to one temporary table both diffs read from."""
     await session.run_sync(lambda sync: WANTED_PAIRS.create(sync.connection(), checkfirst=True))
     await session.execute(delete(WANTED_PAIRS))
+    chunk_of = [] if profiles is None else [in_range(Profile.id, profiles)]
     for start in range(0, len(items), SEGMENTS_PER_STATEMENT):
         chunk = items[start : start + SEGMENTS_PER_STATEMENT]
         selects = [
             select(literal(segment.id).label("segment_id"), Profile.id.label("profile_id")).where(
                 Profile.installation_id == segment.installation_id,
+                *chunk_of,
                 compile_rule(
                     rule, now=now, dialect=dialect, installation_id=segment.installation_id
                 ),
@@ -519,7 +582,7 @@ async def _diff_through_temporary_table(
             )
         ).all()
     )
-    left = (await session.execute(_leavers(ids, wanted))).all()
+    left = (await session.execute(_leavers(ids, wanted, profiles))).all()
     # Newcomers only, then a plain insert (see refresh_segment).
     await session.execute(
         delete(wanted).where(

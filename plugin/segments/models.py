@@ -23,12 +23,23 @@ class Segment(TenantMixin, TimestampMixin, Base):
     builtin: Mapped[bool] = mapped_column(Boolean, default=False)
     member_count: Mapped[int] = mapped_column(Integer, default=0)
     refreshed_at: Mapped[datetime | None]
+    # A waiting segment computed in chunks by the scheduled job (plugin/segments/fill.py):
+    # customers done of how many, since when, committed per chunk so the dashboard can
+    # show a percentage and an ETA. NULL when no such computation is going on.
+    recompute_started_at: Mapped[datetime | None]
+    recompute_done: Mapped[int | None] = mapped_column(Integer)
+    recompute_total: Mapped[int | None] = mapped_column(Integer)
 
 
 # `Segment.refreshed_at` of a rule changed but not recomputed yet: older than any refresh,
 # so the next scheduled run recomputes the shop, and (unlike NULL, a segment never
 # computed) reports who entered and left.
 RULE_CHANGED = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def is_waiting(segment: Segment) -> bool:
+    """Never computed, or its rule changed since: the scheduled job computes it next."""
+    return segment.refreshed_at is None or segment.refreshed_at == RULE_CHANGED
 
 
 class SegmentMembership(TenantMixin, Base):

@@ -46,6 +46,15 @@ from plugin.segments.rules import (
     TopPercent,
 )
 
+# Customers by id, for a computation in chunks: id > low, and id <= high unless None.
+IdRange = tuple[int, int | None]
+
+
+def in_range(column: Any, profiles: IdRange) -> ColumnElement[bool]:
+    """`column` (a profile id) inside the chunk `profiles`."""
+    low, high = profiles
+    return and_(column > low, column <= high) if high is not None else column > low
+
 
 class OrderCounts:
     """Order conditions of many rules answered by one pass over the orders.
@@ -58,8 +67,9 @@ class OrderCounts:
 
     NAME = "order_counts"
 
-    def __init__(self, installation_id: int) -> None:
+    def __init__(self, installation_id: int, profiles: IdRange | None = None) -> None:
         self.installation_id = installation_id
+        self.profiles = profiles  # a chunk's customers: only their orders are grouped
         self._columns: list[Any] = []  # count(*) FILTER (WHERE …) AS nK
         self._conditions: list[ColumnElement[bool]] = []
 
@@ -77,9 +87,10 @@ class OrderCounts:
     def subquery(self) -> Any:
         """Only orders that some condition counts are grouped ("with a voucher": a few),
         so the aggregate and its join stay as small as the conditions allow."""
+        chunk = [] if self.profiles is None else [in_range(Order.profile_id, self.profiles)]
         return (
             select(Order.profile_id.label("profile_id"), *self._columns)
-            .where(*_placed_orders(self.installation_id), or_(*self._conditions))
+            .where(*_placed_orders(self.installation_id), *chunk, or_(*self._conditions))
             .group_by(Order.profile_id)
             .subquery(self.NAME)
         )
@@ -341,9 +352,19 @@ def _abandoned(rule: AbandonedCheckout, now: datetime) -> ColumnElement[bool]:
     return exists().where(*filters).correlate(Profile)
 
 
-def members_query(rule: Rule, *, installation_id: int, now: datetime, dialect: str) -> Any:
-    """`SELECT profiles.id` of every customer of the installation the rule holds for."""
+def members_query(
+    rule: Rule,
+    *,
+    installation_id: int,
+    now: datetime,
+    dialect: str,
+    profiles: IdRange | None = None,
+) -> Any:
+    """`SELECT profiles.id` of every customer of the installation the rule holds for
+    (of the chunk `profiles` only, when given)."""
+    chunk = [] if profiles is None else [in_range(Profile.id, profiles)]
     return select(Profile.id).where(
         Profile.installation_id == installation_id,
+        *chunk,
         compile_rule(rule, now=now, dialect=dialect, installation_id=installation_id),
     )

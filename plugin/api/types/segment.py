@@ -21,9 +21,11 @@ from plugin.api.pagination import (
     page_size,
 )
 from plugin.api.types.customer import Customer
+from plugin.db.base import utcnow
 from plugin.segments import models
 from plugin.segments.describe import describe
 from plugin.segments.models import RULE_CHANGED
+from plugin.segments.progress import Recompute, recompute_of
 from plugin.segments.rules import RuleError, parse_rule
 
 MAX_HISTORY_DAYS = 366
@@ -33,6 +35,37 @@ MAX_HISTORY_DAYS = 366
 class SegmentCount:
     day: date
     members: int
+
+
+@strawberry.type(
+    description="A segment being computed: a saved rule waiting for the scheduled job, "
+    "which goes through the shop's customers in chunks and commits its progress after each."
+)
+class SegmentRecompute:
+    done: int = strawberry.field(description="Customers computed so far.")
+    total: int | None = strawberry.field(
+        description="Customers to compute; null until the job has started."
+    )
+    percent: float | None = strawberry.field(
+        description="done ÷ total × 100 (0–100); null until the job has started."
+    )
+    started_at: datetime | None = strawberry.field(
+        description="When the job started; null while the segment waits for the next tick "
+        "of the scheduled refresh."
+    )
+    eta_seconds: float | None = strawberry.field(
+        description="Seconds left at the pace so far; null until a first chunk is done."
+    )
+
+    @classmethod
+    def of(cls, progress: Recompute) -> SegmentRecompute:
+        return cls(
+            done=progress.done,
+            total=progress.total,
+            percent=progress.percent,
+            started_at=progress.started_at,
+            eta_seconds=progress.eta_seconds,
+        )
 
 
 @strawberry.type
@@ -47,6 +80,10 @@ class Segment:
     refreshed_at: datetime | None = strawberry.field(
         description="When the members were last computed; null while a saved rule waits "
         "for its computation (a large shop's is left to the next scheduled refresh)."
+    )
+    recompute: SegmentRecompute | None = strawberry.field(
+        description="How far the computation of the saved rule is; null when the members "
+        "are computed (refreshedAt is set)."
     )
 
     @strawberry.field
@@ -81,6 +118,7 @@ class Segment:
 
     @classmethod
     def of(cls, segment: models.Segment) -> Segment:
+        progress = recompute_of(segment, utcnow())
         return cls(
             pk=segment.id,
             slug=segment.key,
@@ -91,6 +129,7 @@ class Segment:
             member_count=segment.member_count,
             # a rule changed and waiting for the scheduled refresh is not "computed in 1970"
             refreshed_at=None if segment.refreshed_at == RULE_CHANGED else segment.refreshed_at,
+            recompute=None if progress is None else SegmentRecompute.of(progress),
         )
 
 
