@@ -71,9 +71,6 @@ class Person:
     def state(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.columns}
 
-    def changed(self) -> bool:
-        return self.id is not None and self.state() != self.original
-
     def as_profile(self) -> Profile:
         """For the field rules, which only read and set attributes."""
         return cast(Profile, self)
@@ -262,10 +259,10 @@ class PageIdentities:
             )
             self.new_identities = []
         for person in self.people.values():
-            if person.changed():
-                assert person.id is not None
-                pending[person.id] = person.state()
-                person.original = person.state()
+            state = person.state()
+            if person.id is not None and state != person.original:
+                pending[person.id] = state
+                person.original = dict(state)
 
 
 def _figures_zero() -> dict[str, Any]:

@@ -7,6 +7,7 @@ profile is the same whatever order the events arrive in.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -45,6 +46,13 @@ def _wins(new_at: datetime, new: Any, old_at: datetime, old: Any) -> bool:
     return repr(new) >= repr(old)
 
 
+@functools.lru_cache(maxsize=65_536)
+def _moment(stamp: str) -> datetime:
+    """A field time as stored (ISO text), parsed once: every fold of a customer compares
+    against the same few stamps."""
+    return datetime.fromisoformat(stamp)
+
+
 def apply_fields(profile: Profile, observed_at: datetime, values: dict[str, Any]) -> None:
     times = dict(profile.field_times or {})
     changed = False
@@ -54,9 +62,7 @@ def apply_fields(profile: Profile, observed_at: datetime, values: dict[str, Any]
         if value is None:
             continue
         current = times.get(name)
-        if current is None or _wins(
-            observed_at, value, datetime.fromisoformat(current), getattr(profile, name)
-        ):
+        if current is None or _wins(observed_at, value, _moment(current), getattr(profile, name)):
             setattr(profile, name, value)
             times[name] = observed_at.isoformat()
             changed = True
