@@ -7,9 +7,11 @@ each get their own pool, since asyncpg connections are bound to the loop that ma
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -39,15 +41,25 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _json_loads(text: str | bytes) -> Any:
+    """orjson, or the json module for what only it reads (NaN, which json.dumps writes)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def build_engine(settings: Settings, *, autocommit: bool = False) -> AsyncEngine:
     url = make_url(settings.async_database_url)
     # No pre-ping: it costs a round trip per transaction. A connection that died is
     # discarded on its first error (the webhook gets a 503 and Saleor redelivers).
-    kwargs: dict[str, Any] = {}
+    # JSON columns read back through orjson: the same values as the json module gives,
+    # several times faster (an import reads thousands of profiles' field times a batch).
+    kwargs: dict[str, Any] = {"json_deserializer": _json_loads}
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs = {"connect_args": {"timeout": 15}}
+        kwargs["connect_args"] = {"timeout": 15}
     else:
         # Enough kept-open connections for a busy worker: connections above pool_size are
         # closed after use, and reconnecting on every request costs more than the request.
