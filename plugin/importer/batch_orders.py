@@ -82,7 +82,7 @@ async def fold_orders(
         person = people.resolve(item.claims)
         if isinstance(person, NeedsMerge):
             break
-        values = order_values(item.node, item.updated_at)
+        values = item.extra.get("values") or order_values(item.node, item.updated_at)
         plans.append((item, person, values))
     if not plans:
         return 0
@@ -112,7 +112,7 @@ async def fold_orders(
                 final.update({c: getattr(cart, c) for c in SOURCE_COLUMNS})
         final_of.append(final)
         if person is not None:
-            fields = order_profile_fields(item.node, item.claims.email)
+            fields = item.extra.get("fields") or order_profile_fields(item.node, item.claims.email)
             apply_fields(person.as_profile(), final["placed_at"], fields)
             apply_source(
                 person.as_profile(), final["placed_at"], {c: final[c] for c in SOURCE_COLUMNS}
@@ -147,7 +147,9 @@ async def _write(
     for (item, person, values), final in zip(plans, final_of, strict=True):
         old = stored.get(item.saleor_id)
         pid = person.id if person is not None else None
-        lines = line_values(item.node, values["currency"])
+        lines = item.extra.get("lines")
+        if lines is None:
+            lines = line_values(item.node, values["currency"])
         if old is None:
             row = {"installation_id": installation_id, "saleor_id": item.saleor_id, **final}
             new_rows.append(row | {"profile_id": pid, "created_at": now, "updated_at": now})

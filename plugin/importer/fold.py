@@ -124,20 +124,22 @@ async def fold_nodes(
     now: datetime,
     *,
     defer_figures: bool = False,
+    prepared: Sequence[Item | None] | None = None,
 ) -> set[int]:
     """Fold a page set-based: objects naming an erased person are left out; runs of
     objects go through multi-row statements; an object needing a merge of two profiles
     goes through the webhook fold on its own, in its place. Then the figures of every
     profile touched, in a few statements — or, with `defer_figures` (the import), those
     profiles are marked stale and recomputed once each when the run ends. The ids of the
-    profiles touched.
+    profiles touched. `prepared`: the nodes already read (`items.prepare`), one per node.
 
     Segments, RFM, scores and rollups are left to the end of the import, which refreshes
     them for the whole shop in a few statements instead of once per page."""
     skip = await erased_people(session, installation_id, resource, nodes)
+    ready = prepared if prepared is not None else [None] * len(nodes)
     items = [
-        read_item(resource, node, now)
-        for node, erased in zip(nodes, skip, strict=True)
+        item or read_item(resource, node, now)
+        for node, item, erased in zip(nodes, ready, skip, strict=True)
         if not erased
     ]
     folder = BATCH_FOLDERS[resource]

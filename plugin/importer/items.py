@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from plugin.commerce.orders import line_values, order_profile_fields, order_values
 from plugin.profiles.contacts import claims_for
 from plugin.profiles.identity import Claims
-from plugin.saleor.payloads import JSON, parse_datetime, require, require_datetime
+from plugin.saleor.payloads import JSON, PayloadError, parse_datetime, require, require_datetime
 
 
 @dataclass
@@ -45,6 +46,25 @@ def read_item(resource: str, node: JSON, now: datetime) -> Item:
     else:
         claims = claims_for(node.get("user"), node.get("email"), billing, shipping)
     return Item(node, saleor_id, issued_at, updated_at, claims)
+
+
+def prepare(resource: str, node: JSON, now: datetime) -> Item | None:
+    """The object read ahead of its fold, with what reading it alone tells (an order's
+    columns, lines and the buyer's fields): done while earlier pages wait on the database,
+    it leaves the fold only the work that needs the stored state. None when the object
+    is malformed (its fold then reports why, on the object)."""
+    try:
+        item = read_item(resource, node, now)
+        if resource == "orders":
+            values = order_values(node, item.updated_at)
+            item.extra.update(
+                values=values,
+                lines=line_values(node, values["currency"]),
+                fields=order_profile_fields(node, item.claims.email),
+            )
+    except (PayloadError, KeyError, TypeError, ValueError, AttributeError):
+        return None
+    return item
 
 
 def dedup_key(event_type: str, item: Item) -> str:

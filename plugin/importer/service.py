@@ -15,6 +15,7 @@ caused it. The folded customers' figures are recomputed once each when the run e
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -38,6 +39,7 @@ from plugin.importer.fold import (
     fold_nodes_one_by_one,
     object_id,
 )
+from plugin.importer.items import prepare
 from plugin.importer.models import ImportFailure, ImportRun, ImportStatus
 from plugin.importer.progress import Progress, progress_of, resource_state
 from plugin.importer.source import RESOURCES, Page, Resource, SaleorPages
@@ -252,7 +254,10 @@ class Importer:
             except Exception as exc:  # handed to the folder, which ends the run with it
                 await queue.put(exc)
                 return
-            await queue.put(page)
+            # Read ahead of its fold, while the folder waits on the database.
+            now = utcnow()
+            prepared = [prepare(resource.name, node, now) for node in page.nodes]
+            await queue.put(dataclasses.replace(page, prepared=prepared))
             if not page.has_next:
                 return
             cursor = page.end_cursor
@@ -279,6 +284,9 @@ class Importer:
             end_cursor=last.end_cursor,
             has_next=last.has_next,
             total=last.total,
+            prepared=[
+                item for page in read for item in (page.prepared or [None] * len(page.nodes))
+            ],
         )
 
     async def _fold_page(
@@ -299,6 +307,7 @@ class Importer:
                     page.nodes,
                     utcnow(),
                     defer_figures=True,
+                    prepared=page.prepared,
                 )
                 batches = self.batches[resource.name] = self.batches.get(resource.name, 0) + 1
                 if batches & (batches - 1) == 0 and batches.bit_length() % 2 == 1:

@@ -21,6 +21,7 @@ import httpx
 import orjson
 
 from plugin.db.base import utcnow
+from plugin.importer.items import Item
 from plugin.saleor.client import SaleorError, load_query
 
 RETRIED_STATUSES = frozenset({429, 502, 503, 504})
@@ -51,6 +52,8 @@ class Page:
     end_cursor: str | None
     has_next: bool
     total: int | None
+    # The nodes read ahead of their fold (plugin.importer.items.prepare), one per node.
+    prepared: list[Item | None] | None = None
 
 
 class RateLimiter:
