@@ -13,6 +13,7 @@ from jobs.runtime import broker, context
 from plugin.context import AppContext
 from plugin.db.base import utcnow
 from plugin.db.locks import lock_installation, try_lock_refit
+from plugin.importer.service import import_running
 from plugin.inbox import service as inbox
 from plugin.kit.after_commit import unit_of_work
 from plugin.predictions.models import PredictionModel
@@ -89,8 +90,11 @@ async def refresh_shop(
     ctx: AppContext, installation_id: int, now: datetime, fresh_after: datetime
 ) -> None:
     """The shop's refresh unless it is fresh, then its waiting segments in chunks (their
-    progress committed per chunk), however recently the shop was refreshed."""
+    progress committed per chunk), however recently the shop was refreshed. Nothing while
+    the shop's history is being imported: the import's end refreshes every segment."""
     async with unit_of_work(ctx.db) as session:
+        if await import_running(session, installation_id, now):
+            return
         await lock_installation(session, installation_id)
         latest = await session.scalar(
             select(func.max(Segment.refreshed_at)).where(Segment.installation_id == installation_id)

@@ -22,6 +22,9 @@ from plugin.profiles.models import Profile
 from plugin.profiles.privacy import anonymize_profile
 from plugin.saleor.client import SaleorError
 from plugin.saleor.installations import uninstall
+from plugin.segments.builtin import ensure_builtin_segments
+from plugin.segments.membership import refresh_installation
+from plugin.segments.models import Segment, SegmentMembership
 from plugin.settings import Settings
 from plugin.timeline.models import TimelineEntry
 from tests.conftest import RunningApp, eventually, register
@@ -382,3 +385,41 @@ async def test_a_failed_run_still_counts_what_it_folded(
         )
         assert len(ordered) == len(set(placed)) == 4
     assert set(ordered.values()) == {1}
+
+
+async def test_the_end_of_an_import_puts_no_segment_moves_on_the_timeline(
+    saleor: Any, db: Database, settings: Settings
+) -> None:
+    """Customers enter segments by what they did before the CRM came: no `segment_entered`
+    entries, so flows started by them do not mail the shop's whole past."""
+    saleor.shop = history(customers=3, guest_orders=2)
+    installation_id = await shop_installation(db, saleor, settings)
+    async with unit_of_work(db) as session:  # the segments were computed on the empty shop
+        await ensure_builtin_segments(session, installation_id)
+        await refresh_installation(session, installation_id, utcnow(), dialect=db.dialect)
+    async with db.session() as session:
+        computed = await session.scalar(
+            select(func.count()).where(
+                Segment.installation_id == installation_id, Segment.refreshed_at.is_not(None)
+            )
+        )
+    assert computed
+
+    run_id = await queue_run(db, installation_id)
+    assert await run_import(db, settings, run_id) is ImportStatus.DONE
+
+    async with db.session() as session:
+        members = await session.scalar(
+            select(func.count())
+            .select_from(SegmentMembership)
+            .join(Segment, Segment.id == SegmentMembership.segment_id)
+            .where(Segment.installation_id == installation_id, Segment.key == "one_time_buyers")
+        )
+        moves = await session.scalar(
+            select(func.count()).where(
+                TimelineEntry.installation_id == installation_id,
+                TimelineEntry.kind.in_(("segment_entered", "segment_left")),
+            )
+        )
+    assert members == 1  # buyer0, the one paid order
+    assert moves == 0

@@ -15,6 +15,7 @@ from jobs.actors import has_waiting_segments, refresh_shop
 from plugin.commerce.models import Order
 from plugin.db.engine import Database
 from plugin.db.locks import hold_segment_fill
+from plugin.importer.models import ImportRun, ImportStatus
 from plugin.kit.after_commit import unit_of_work
 from plugin.profiles.models import Profile
 from plugin.segments.builtin import ensure_builtin_segments
@@ -399,3 +400,38 @@ async def test_the_scheduled_job_fills_waiting_segments_even_on_a_fresh_shop(
         assert not await has_waiting_segments(session, installation_id)
     paris = (await _state(db, installation_id))["paris"][0]
     assert paris == {f"c{n}@example.com" for n in range(CUSTOMERS) if n % 5 >= 2}
+
+
+async def test_the_scheduled_job_leaves_a_shop_alone_while_its_history_is_imported(
+    app_server: RunningApp, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Segments computed from half the history would move customers back and forth; the
+    import's end refreshes every segment. A run whose worker died does not hold it back."""
+    ctx = app_server.app.state.ctx
+    monkeypatch.setattr(ctx.settings, "segments_fill_chunk", CHUNK)
+    installation_id = await _shop(db)
+    async with unit_of_work(db) as session:
+        run = ImportRun(
+            installation_id=installation_id,
+            requested_by="test",
+            resources={},
+            status=ImportStatus.RUNNING,
+            heartbeat_at=NOW,
+        )
+        session.add(run)
+        await session.flush()
+        run_id = run.id
+
+    await refresh_shop(ctx, installation_id, NOW, NOW - timedelta(seconds=30))
+    async with db.session() as session:
+        assert await has_waiting_segments(session, installation_id)
+
+    async with unit_of_work(db) as session:  # the importing worker died two minutes ago
+        await session.execute(
+            update(ImportRun)
+            .where(ImportRun.id == run_id)
+            .values(heartbeat_at=NOW - timedelta(minutes=3))
+        )
+    await refresh_shop(ctx, installation_id, NOW, NOW - timedelta(seconds=30))
+    async with db.session() as session:
+        assert not await has_waiting_segments(session, installation_id)

@@ -108,6 +108,22 @@ async def start_import(
     return run
 
 
+async def import_running(session: AsyncSession, installation_id: int, now: datetime) -> bool:
+    """Is a worker folding this shop's history right now (a live heartbeat)? The scheduled
+    segment refresh then leaves the shop alone: it would compute segments from half the
+    history, and the run's end refreshes every segment anyway."""
+    found = await session.scalar(
+        select(ImportRun.id)
+        .where(
+            ImportRun.installation_id == installation_id,
+            ImportRun.status == ImportStatus.RUNNING,
+            ImportRun.heartbeat_at > now - STALE_AFTER,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
 async def cancel_runs(session: AsyncSession, installation_id: int, reason: str) -> int:
     """Stop the shop's unfinished runs (uninstall); the worker notices at its next page."""
     result = await session.execute(
@@ -430,8 +446,10 @@ class Importer:
             now, installation_id = utcnow(), run.installation_id
             if progress_of(run).processed:  # an empty shop (or nothing new) changes nothing
                 await analyze(session, FOLDED_MODELS)  # the whole-shop statements' plans
+                # Silent: customers move into segments by their history, which is no news
+                # (flows on segment entries must not mail the shop's whole past).
                 await refresh_installation(
-                    session, installation_id, now, dialect=self.db.dialect, full=True
+                    session, installation_id, now, dialect=self.db.dialect, full=True, silent=True
                 )
                 await rollups.rebuild_installation(session, installation_id)
                 await session.refresh(run)  # the whole-shop statements expired what was loaded

@@ -233,16 +233,18 @@ async def refresh_segment(
     *,
     dialect: str,
     rule: Rule | None = None,
+    silent: bool = False,
 ) -> Changes:
     """Recompute the whole membership in the database; write only who entered or left.
 
-    The first fill of a new segment is not news about anyone: it writes no timeline entries.
+    The first fill of a new segment is not news about anyone: it writes no timeline entries
+    (nor does a `silent` refresh: the end of a history import).
     """
     if rule is None:
         rule = await resolve(session, segment.installation_id, compiled_rule(segment))
     changes = await diff_segment(session, segment, rule, now, dialect=dialect)
     await analyze_after_bulk(session, len(changes.entered) + len(changes.left))
-    if segment.refreshed_at is not None:
+    if segment.refreshed_at is not None and not silent:
         await note_many(session, segment, changes, now)
     segment.member_count = int(
         await session.scalar(select(func.count()).where(SegmentMembership.segment_id == segment.id))
@@ -420,11 +422,13 @@ async def refresh_together(
     now: datetime,
     *,
     dialect: str,
+    silent: bool = False,
 ) -> dict[str, Changes]:
     """Refresh many segments at once: every rule is evaluated in one pass over the
     customers, then one anti-join inserts who entered and one deletes who left, for all of
     them. Per-segment statements cost more than the rules themselves.
-    Rules must not refer to segments refreshed in the same call (`in_segment`)."""
+    Rules must not refer to segments refreshed in the same call (`in_segment`).
+    `silent`: no timeline entries (as for a first fill)."""
     if not items:
         return {}
     changes, counts = await diff_together(session, items, now, dialect=dialect)
@@ -432,7 +436,7 @@ async def refresh_together(
     out: dict[str, Changes] = {}
     for segment, _ in items:
         change = changes[segment.id]
-        if segment.refreshed_at is not None:  # a first fill is not news about anyone
+        if segment.refreshed_at is not None and not silent:  # a first fill is no news
             await note_many(session, segment, change, now)
         segment.member_count = int(counts.get(segment.id, 0))
         segment.refreshed_at = now
@@ -480,12 +484,17 @@ async def refresh_installation(
     dialect: str,
     full: bool | None = None,
     skip_waiting: bool = False,
+    silent: bool = False,
 ) -> dict[str, Changes]:
     """RFM and scores, then the segments of one shop (the scheduled job: time-driven
     rules flip on time, and RFM boundaries follow the shop as it grows).
 
     `skip_waiting`: leave segments never computed or whose rule changed to the computation
     in chunks that follows (`plugin.segments.fill`), which shows its progress.
+
+    `silent`: write no `segment_entered` / `segment_left` entries. The end of a history
+    import moves customers by what they did months ago: that is no news about them, and
+    flows triggered by segment entries must not mail the shop's whole past.
 
     Segments whose rules cannot change without an event about the customer are kept
     current by the folds; the scheduled job recomputes them only in a full refresh (the
@@ -518,11 +527,11 @@ async def refresh_installation(
     if not full:
         segments = [(s, r) for s, r in segments if changes_with_time(r)]
     independent = [(s, r) for s, r in segments if not segment_references(r)]
-    changes = await refresh_together(session, independent, now, dialect=dialect)
+    changes = await refresh_together(session, independent, now, dialect=dialect, silent=silent)
     for segment, rule in segments:
         if segment_references(rule):
             changes[segment.key] = await refresh_segment(
-                session, segment, now, dialect=dialect, rule=rule
+                session, segment, now, dialect=dialect, rule=rule, silent=silent
             )
     return changes
 
