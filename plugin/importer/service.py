@@ -436,8 +436,8 @@ class Importer:
 
     async def _complete(self, run_id: int) -> None:
         """The whole shop's derived figures in a few statements: RFM, scores, every segment
-        and the analytics rollups (the per-page folds only recomputed each customer's
-        figures). Predictions follow with the next scheduled refit."""
+        and the analytics rollups (the customers' own figures were settled just before).
+        Predictions follow with the next scheduled refit."""
         started = time.perf_counter()
         async with unit_of_work(self.db) as session:
             run = await self._locked_run(session, run_id)
