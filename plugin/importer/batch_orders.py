@@ -10,6 +10,7 @@ the webhook's dedup key.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -27,13 +28,13 @@ from plugin.commerce.orders import (
 )
 from plugin.db.base import utcnow
 from plugin.importer.bulk import any_of, insert_rows, update_rows, write_with_lines
-from plugin.importer.items import Item, dedup_key, first_duplicate
+from plugin.importer.items import ORDER_CREATED, Item, dedup_key, first_duplicate
 from plugin.importer.people import PURCHASE_COLUMNS, NeedsMerge, PageIdentities, PageWrites, Person
 from plugin.importer.timeline import entry
 from plugin.profiles.fields import apply_fields, apply_source
 from plugin.timeline.models import TimelineEntry
 
-EVENT = "order_created"
+EVENT = ORDER_CREATED
 KEPT: tuple[str, ...] = ("id", "profile_id", "source_updated_at", "placed_at", "number")
 KEPT += ("currency", "checkout_saleor_id", *SOURCE_COLUMNS)
 SOURCE_COLUMNS_OF_CHECKOUT = tuple(getattr(Checkout, c) for c in SOURCE_COLUMNS)
@@ -130,6 +131,37 @@ async def fold_orders(
     return len(plans)
 
 
+def _entry(
+    installation_id: int,
+    profile_id: int,
+    item: Item,
+    values: dict[str, Any],
+    final: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    """The order's timeline row: read ahead with the page when the stored order's number
+    and currency are the snapshot's own (always, for a new order)."""
+    ahead = item.extra
+    same = (final["number"], final["currency"]) == (values["number"], values["currency"])
+    if same and "summary" in ahead:
+        summary, data = ahead["summary"], ahead["entry_data"]
+    else:
+        number = final["number"] or item.saleor_id
+        summary = order_summary(EVENT, number, item.node, final["currency"])
+        data = order_entry_data(final["number"], item.node, final["currency"])
+    return entry(
+        installation_id,
+        profile_id,
+        EVENT,
+        item,
+        subject_type="order",
+        summary=summary,
+        data=data,
+        key=ahead.get("dedup_key") or dedup_key(EVENT, item),
+        recorded_at=now,
+    )
+
+
 def _takes_snapshot(old: Any, item: Item) -> bool:
     return old is None or item.updated_at >= old.source_updated_at
 
@@ -164,19 +196,7 @@ async def _write(
                 touched.add(old.profile_id)
         if pid is not None:
             touched.add(pid)
-            number = final["number"] or item.saleor_id
-            entries.append(
-                entry(
-                    installation_id,
-                    pid,
-                    EVENT,
-                    item,
-                    subject_type="order",
-                    summary=order_summary(EVENT, number, item.node, final["currency"]),
-                    data=order_entry_data(final["number"], item.node, final["currency"]),
-                    key=dedup_key(EVENT, item),
-                )
-            )
+            entries.append(_entry(installation_id, pid, item, values, final, now))
     await write_with_lines(
         session, installation_id, Order, OrderLine, "order_id", (new_rows, new_lines), replaced
     )

@@ -7,10 +7,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from plugin.commerce.orders import line_values, order_profile_fields, order_values
+from plugin.commerce.orders import (
+    line_values,
+    order_entry_data,
+    order_profile_fields,
+    order_summary,
+    order_values,
+)
 from plugin.profiles.contacts import claims_for
 from plugin.profiles.identity import Claims
 from plugin.saleor.payloads import JSON, PayloadError, parse_datetime, require, require_datetime
+
+ORDER_CREATED = "order_created"  # the event an imported order stands for
 
 
 @dataclass
@@ -57,10 +65,15 @@ def prepare(resource: str, node: JSON, now: datetime) -> Item | None:
         item = read_item(resource, node, now)
         if resource == "orders":
             values = order_values(node, item.updated_at)
+            number, currency = values["number"], values["currency"]
             item.extra.update(
                 values=values,
-                lines=line_values(node, values["currency"]),
+                lines=line_values(node, currency),
                 fields=order_profile_fields(node, item.claims.email),
+                # The timeline entry as a new order's snapshot gives it.
+                summary=order_summary(ORDER_CREATED, number or item.saleor_id, node, currency),
+                entry_data=order_entry_data(number, node, currency),
+                dedup_key=dedup_key(ORDER_CREATED, item),
             )
     except (PayloadError, KeyError, TypeError, ValueError, AttributeError):
         return None

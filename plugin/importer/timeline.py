@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from plugin.db.base import utcnow
@@ -18,7 +19,9 @@ def entry(
     summary: str,
     data: dict[str, Any] | None,
     key: str,
+    recorded_at: datetime | None = None,
 ) -> dict[str, Any]:
+    """`recorded_at`: the batch's one clock reading (now, when not given)."""
     return {
         "installation_id": installation_id,
         "profile_id": profile_id,
@@ -29,5 +32,5 @@ def entry(
         "subject_type": subject_type,
         "subject_id": item.saleor_id,
         "data": data,
-        "recorded_at": utcnow(),
+        "recorded_at": recorded_at or utcnow(),
     }
