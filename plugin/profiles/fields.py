@@ -55,7 +55,7 @@ def _moment(stamp: str) -> datetime:
 
 def apply_fields(profile: Profile, observed_at: datetime, values: dict[str, Any]) -> None:
     times = dict(profile.field_times or {})
-    changed = False
+    stamp: str | None = None  # observed_at as stored, written once however many fields win
     for name, value in values.items():
         if name not in PROFILE_FIELDS:
             raise KeyError(name)
@@ -64,9 +64,9 @@ def apply_fields(profile: Profile, observed_at: datetime, values: dict[str, Any]
         current = times.get(name)
         if current is None or _wins(observed_at, value, _moment(current), getattr(profile, name)):
             setattr(profile, name, value)
-            times[name] = observed_at.isoformat()
-            changed = True
-    if changed:
+            stamp = stamp or observed_at.isoformat()
+            times[name] = stamp
+    if stamp is not None:
         profile.field_times = times  # a new dict, so SQLAlchemy sees the change
 
 
