@@ -299,12 +299,14 @@ async def test_saleor_refusing_keeps_the_alert_for_a_later_tick(
 ) -> None:
     with AfterShipDouble() as aftership:
         shop = await _shop(db, saleor, aftership)
+        # Revoked before the alert exists: the app's own worker, ticking with the real
+        # clock, must not send it in between either.
+        async with unit_of_work(db) as session:
+            installation = await session.get(Installation, shop)
+            assert installation is not None
+            installation.token_encrypted = TOKENS.encrypt("revoked-token")
         sid = await _returned_parcel(db, shop, aftership, "RET100004")
         await _poll(db, http, FUTURE)
-    async with unit_of_work(db) as session:
-        installation = await session.get(Installation, shop)
-        assert installation is not None
-        installation.token_encrypted = TOKENS.encrypt("revoked-token")
     assert await alerts.send_pending(db, http, TOKENS, clock=lambda: FUTURE) == 0
     (row,) = await _outbox(db, sid)
     assert row.sent_at is None
