@@ -283,20 +283,26 @@ asyncio.run(main())
 """
 
 
-async def test_worker_killed_mid_batch_never_sends_any_of_it_twice(
-    db: Database, smtp: SmtpServer, app_ctx: AppContext
-) -> None:
-    """The whole batch is SENDING (committed) before the first message goes out: the
-    worker dies while the server holds its answer to the first; nothing of the batch is
-    handed to the server again, and the tick later marks the rest "outcome unknown"."""
+async def _kill_a_worker_mid_batch(
+    db: Database, smtp: SmtpServer, prefix: str, *, group: int
+) -> list[int]:
+    """Four transactional messages queued, a worker process sending them in groups of
+    `group`, killed while the SMTP server holds its answer to the first; their ids."""
     installation_id = await _shop(db, smtp)
     ids = []
     for i in range(4):
-        profile_id = await make_customer(db, installation_id, f"k{i}@example.com")
-        ids.append(await _queue(db, installation_id, profile_id, f"k-{i}", marketing=False))
+        profile_id = await make_customer(db, installation_id, f"{prefix}{i}@example.com")
+        ids.append(await _queue(db, installation_id, profile_id, f"{prefix}-{i}", marketing=False))
     smtp.inbox.stall_seconds = 30
     worker = subprocess.Popen(
-        [sys.executable, "-c", KILLABLE_BATCH, ",".join(map(str, ids)), LATER.isoformat(), "25"],
+        [
+            sys.executable,
+            "-c",
+            KILLABLE_BATCH,
+            ",".join(map(str, ids)),
+            LATER.isoformat(),
+            str(group),
+        ],
         env=dict(os.environ),
         cwd=os.getcwd(),
     )
@@ -307,6 +313,16 @@ async def test_worker_killed_mid_batch_never_sends_any_of_it_twice(
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
     smtp.inbox.stall_seconds = 0
+    return ids
+
+
+async def test_worker_killed_mid_batch_never_sends_any_of_it_twice(
+    db: Database, smtp: SmtpServer, app_ctx: AppContext
+) -> None:
+    """The whole batch is SENDING (committed) before the first message goes out: the
+    worker dies while the server holds its answer to the first; nothing of the batch is
+    handed to the server again, and the tick later marks the rest "outcome unknown"."""
+    ids = await _kill_a_worker_mid_batch(db, smtp, "k", group=25)
     arrived_before = len(smtp.inbox.messages)
     assert 1 <= arrived_before <= 3  # three lanes at most were under way
     found = await _statuses(db, ids)
@@ -372,24 +388,7 @@ async def test_a_worker_killed_mid_batch_leaves_only_its_current_group_unknown(
     """Groups of two: the worker dies while the server holds its answer in the first
     group; that group's outcome stays unknown (never retried), the group it never
     reached is queued again by the tick and sent exactly once."""
-    installation_id = await _shop(db, smtp)
-    ids = []
-    for i in range(4):
-        profile_id = await make_customer(db, installation_id, f"g{i}@example.com")
-        ids.append(await _queue(db, installation_id, profile_id, f"g-{i}", marketing=False))
-    smtp.inbox.stall_seconds = 30
-    worker = subprocess.Popen(
-        [sys.executable, "-c", KILLABLE_BATCH, ",".join(map(str, ids)), LATER.isoformat(), "2"],
-        env=dict(os.environ),
-        cwd=os.getcwd(),
-    )
-    try:
-        arrived = await asyncio.to_thread(smtp.inbox.arrived.wait, 60)
-        assert arrived, "the worker never reached the SMTP server"
-    finally:
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(timeout=10)
-    smtp.inbox.stall_seconds = 0
+    ids = await _kill_a_worker_mid_batch(db, smtp, "g", group=2)
     arrived_before = len(smtp.inbox.messages)
     assert 1 <= arrived_before <= 2  # only the first group was under way
     async with unit_of_work(db) as session:
