@@ -346,8 +346,9 @@ async def test_alerts_are_written_back_to_saleor_once(
                     session, later, 5, installation_id=installation_id
                 ):
                     await alerts.raise_alerts(session, shipment, later, 5)
-            await alerts.send_pending(db, http, TOKENS)
-            await alerts.send_pending(db, http, TOKENS)  # nothing left: no second note
+            await alerts.send_pending(db, http, TOKENS, clock=lambda: later)
+            # Nothing left: no second note.
+            await alerts.send_pending(db, http, TOKENS, clock=lambda: later)
 
     def mutations(name: str) -> list[dict[str, Any]]:
         found = []

@@ -196,7 +196,9 @@ class Claimed:
 
 
 def _claimable(now: datetime) -> list[Any]:
+    # Not before it was raised: a worker whose clock lags the one that raised it waits.
     return [
+        AlertOutbox.raised_at <= now,
         AlertOutbox.sent_at.is_(None),
         AlertOutbox.dropped_at.is_(None),
         or_(AlertOutbox.claimed_until.is_(None), AlertOutbox.claimed_until <= now),
