@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from plugin.commerce.models import Checkout, CheckoutLine, Order, OrderLine
 from plugin.db.base import utcnow
 from plugin.db.engine import Database
+from plugin.importer.bulk import insert_rows
 from plugin.importer.figures import settle_stale
 from plugin.importer.fold import fold_nodes, fold_nodes_one_by_one
 from plugin.importer.items import prepare
@@ -362,3 +363,58 @@ async def test_erased_people_are_not_imported_back(db: Database) -> None:
     text = repr(rows).lower()
     assert "gone@example.com" not in text
     assert user_id.lower() not in text
+
+
+async def test_timeline_rows_whose_key_is_taken_are_left_out(db: Database) -> None:
+    """The import's timeline rows go in as new rows (COPY on PostgreSQL) once their keys
+    were looked up: one already on file, or taken earlier in the list, is left out, as
+    ON CONFLICT DO NOTHING would."""
+    installation_id = await new_installation(db, "timeline-keys")
+    now = utcnow()
+
+    def row(profile_id: int, key: str, summary: str) -> dict[str, Any]:
+        return {
+            "installation_id": installation_id,
+            "profile_id": profile_id,
+            "kind": "order_created",
+            "occurred_at": now,
+            "dedup_key": key,
+            "summary": summary,
+            "subject_type": "order",
+            "subject_id": key,
+            "data": {"summary": summary},
+            "recorded_at": now,
+        }
+
+    async with unit_of_work(db) as session:
+        profile = Profile(installation_id=installation_id, email="keys@example.com")
+        session.add(profile)
+        await session.flush()
+        await insert_rows(session, TimelineEntry, [row(profile.id, "k1", "on file")])
+    async with unit_of_work(db) as session:
+        listed_rows = [
+            row(profile.id, "k1", "again"),
+            row(profile.id, "k2", "first"),
+            row(profile.id, "k2", "second"),
+            row(profile.id, "k3", "new"),
+        ]
+        await insert_rows(
+            session,
+            TimelineEntry,
+            listed_rows,
+            ignore_conflicts_on=["installation_id", "dedup_key"],
+        )
+        # Nothing new: nothing written, no statement fails.
+        await insert_rows(
+            session,
+            TimelineEntry,
+            listed_rows[:1],
+            ignore_conflicts_on=["installation_id", "dedup_key"],
+        )
+    async with db.session() as session:
+        found = await session.execute(
+            select(TimelineEntry.dedup_key, TimelineEntry.summary)
+            .where(TimelineEntry.installation_id == installation_id)
+            .order_by(TimelineEntry.dedup_key)
+        )
+        assert [tuple(r) for r in found] == [("k1", "on file"), ("k2", "first"), ("k3", "new")]

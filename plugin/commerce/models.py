@@ -10,7 +10,15 @@ from typing import Any
 from sqlalchemy import Boolean, Enum, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from plugin.db.base import ZERO, Base, JSONType, Money, TenantMixin, TimestampMixin
+from plugin.db.base import (
+    ZERO,
+    Base,
+    JSONType,
+    KeyedTenantMixin,
+    Money,
+    TenantMixin,
+    TimestampMixin,
+)
 
 
 class SourceMixin:
@@ -24,7 +32,7 @@ class SourceMixin:
     referrer: Mapped[str | None] = mapped_column(String(2048))
 
 
-class Order(TenantMixin, TimestampMixin, SourceMixin, Base):
+class Order(KeyedTenantMixin, TimestampMixin, SourceMixin, Base):
     __tablename__ = "orders"
     __table_args__ = (
         UniqueConstraint("installation_id", "saleor_id"),

@@ -13,10 +13,9 @@ per-currency totals replaced with one DELETE and one multi-row INSERT.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, namedtuple
 from collections.abc import Iterable
 from datetime import datetime
-from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -114,6 +113,8 @@ ORDER_COLUMNS: tuple[str, ...] = ("profile_id", "id", "status", "currency", "tot
 ORDER_COLUMNS += ("total_charged",)
 ORDER_COLUMNS += ("total_refunded", "is_paid", "charge_status", "placed_at", "channel_slug")
 CHECKOUT_COLUMNS = ("profile_id", "id", "source_updated_at", "channel_slug")
+_OrderRow = namedtuple("_OrderRow", ORDER_COLUMNS)  # type: ignore[misc]
+_CheckoutRow = namedtuple("_CheckoutRow", CHECKOUT_COLUMNS)  # type: ignore[misc]
 
 
 async def _read(
@@ -136,10 +137,12 @@ async def _read(
             "WHERE profile_id IN (SELECT unnest($1::int4[]))",
             ids,
         )
+        # A record's values come in the SELECT's column order: a named tuple over them is
+        # the cheapest object with the attributes `_figures` reads.
         for row in order_rows:
-            orders[row["profile_id"]].append(SimpleNamespace(**dict(row)))
+            orders[row[0]].append(_OrderRow._make(row))
         for row in cart_rows:
-            checkouts[row["profile_id"]].append(SimpleNamespace(**dict(row)))
+            checkouts[row[0]].append(_CheckoutRow._make(row))
         return orders, checkouts
     for start in range(0, len(ids), 10_000):
         chunk = ids[start : start + 10_000]

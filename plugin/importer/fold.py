@@ -23,11 +23,11 @@ from plugin.importer.batch_checkouts import fold_checkouts
 from plugin.importer.batch_customers import fold_customers
 from plugin.importer.batch_orders import fold_orders
 from plugin.importer.figures import mark_stale, recompute_profiles
-from plugin.importer.items import Item, read_item
+from plugin.importer.items import Item, node_contacts, read_item
 from plugin.importer.people import PageWrites
 from plugin.inbox.folding import apply_payload, refresh_figures
 from plugin.profiles.models import Identity, Profile, ProfileTotal
-from plugin.profiles.suppression import Contact, erased_among, person_contacts
+from plugin.profiles.suppression import erased_among_keys, erased_keys, salt_for
 from plugin.saleor.payloads import JSON
 from plugin.timeline.models import TimelineEntry
 
@@ -40,12 +40,12 @@ BATCH_FOLDERS: dict[str, BatchFolder] = {
 FOLDED_MODELS: tuple[type, ...] = (Profile, Identity, ProfileTotal, Order, OrderLine, Checkout)
 FOLDED_MODELS += (CheckoutLine, TimelineEntry)
 # The tables a page of each list grows and then looks rows up in (stored objects, people,
-# carts): their planner statistics go stale as they grow. Tables only written to (lines,
-# timeline) need none until the end of the run.
+# carts, the timeline's keys): their planner statistics go stale as they grow. Tables
+# only written to (lines) need none until the end of the run.
 GROWN_MODELS: dict[str, tuple[type, ...]] = {
-    "customers": (Profile, Identity),
-    "checkouts": (Checkout, Profile, Identity),
-    "orders": (Order, Profile, Identity),
+    "customers": (Profile, Identity, TimelineEntry),
+    "checkouts": (Checkout, Profile, Identity, TimelineEntry),
+    "orders": (Order, Profile, Identity, TimelineEntry),
 }
 
 
@@ -82,21 +82,28 @@ def object_id(node: Any) -> str:
     return "?"
 
 
-def _contacts(resource: str, node: JSON) -> list[Contact]:
-    """The person an object names: its Saleor user and e-mails."""
-    if resource == "customers":
-        return person_contacts({"id": node.get("id")}, node.get("email"))
-    return person_contacts(node.get("user"), node.get("userEmail"), node.get("email"))
-
-
 async def erased_people(
-    session: AsyncSession, installation_id: int, resource: str, nodes: list[JSON]
+    session: AsyncSession,
+    installation_id: int,
+    resource: str,
+    nodes: list[JSON],
+    prepared: Sequence[Item | None] | None = None,
 ) -> list[bool]:
     """Which objects name a person who was erased (a deleted account, a GDPR request):
     Saleor still lists their orders, but importing them would write the person back.
-    One query per page."""
-    return await erased_among(
-        session, installation_id, [_contacts(resource, node) for node in nodes]
+    One query per page; contacts hashed ahead (`items.prepare`) with this shop's salt are
+    taken as they are."""
+    salt = await salt_for(session, installation_id)
+    ready = prepared if prepared is not None else [None] * len(nodes)
+    return await erased_among_keys(
+        session,
+        installation_id,
+        [
+            item.erased[1]
+            if item is not None and item.erased is not None and item.erased[0] == salt
+            else erased_keys(salt, node_contacts(resource, node))
+            for node, item in zip(nodes, ready, strict=True)
+        ],
     )
 
 
@@ -125,17 +132,19 @@ async def fold_nodes(
     *,
     defer_figures: bool = False,
     prepared: Sequence[Item | None] | None = None,
+    already_stale: set[int] | None = None,
 ) -> set[int]:
     """Fold a page set-based: objects naming an erased person are left out; runs of
     objects go through multi-row statements; an object needing a merge of two profiles
     goes through the webhook fold on its own, in its place. Then the figures of every
     profile touched, in a few statements — or, with `defer_figures` (the import), those
     profiles are marked stale and recomputed once each when the run ends. The ids of the
-    profiles touched. `prepared`: the nodes already read (`items.prepare`), one per node.
+    profiles touched. `prepared`: the nodes already read (`items.prepare`), one per node;
+    `already_stale`: profiles known to be marked stale on file (not marked again).
 
     Segments, RFM, scores and rollups are left to the end of the import, which refreshes
     them for the whole shop in a few statements instead of once per page."""
-    skip = await erased_people(session, installation_id, resource, nodes)
+    skip = await erased_people(session, installation_id, resource, nodes, prepared)
     ready = prepared if prepared is not None else [None] * len(nodes)
     items = [
         item or read_item(resource, node, now)
@@ -155,7 +164,7 @@ async def fold_nodes(
             start += 1
     if defer_figures:
         await page.flush_pending(session)
-        await mark_stale(session, installation_id, page.touched)
+        await mark_stale(session, installation_id, page.touched - (already_stale or set()))
     else:
         await recompute_profiles(session, installation_id, page.touched, page.pending)
     return page.touched

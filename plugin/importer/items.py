@@ -16,6 +16,7 @@ from plugin.commerce.orders import (
 )
 from plugin.profiles.contacts import claims_for
 from plugin.profiles.identity import Claims
+from plugin.profiles.suppression import Contact, ErasedKeys, erased_keys, person_contacts
 from plugin.saleor.payloads import JSON, PayloadError, parse_datetime, require, require_datetime
 
 ORDER_CREATED = "order_created"  # the event an imported order stands for
@@ -32,6 +33,16 @@ class Item:
     updated_at: datetime
     claims: Claims
     extra: dict[str, Any] = field(default_factory=dict)
+    # (salt, keys): the contacts hashed as erased ones are stored, with the salt used.
+    erased: tuple[str, ErasedKeys] | None = None
+
+
+def node_contacts(resource: str, node: JSON) -> list[Contact]:
+    """The person an object names, as the erased-person check sees it: its Saleor user
+    and e-mails."""
+    if resource == "customers":
+        return person_contacts({"id": node.get("id")}, node.get("email"))
+    return person_contacts(node.get("user"), node.get("userEmail"), node.get("email"))
 
 
 def read_item(resource: str, node: JSON, now: datetime) -> Item:
@@ -56,13 +67,16 @@ def read_item(resource: str, node: JSON, now: datetime) -> Item:
     return Item(node, saleor_id, issued_at, updated_at, claims)
 
 
-def prepare(resource: str, node: JSON, now: datetime) -> Item | None:
+def prepare(resource: str, node: JSON, now: datetime, salt: str | None = None) -> Item | None:
     """The object read ahead of its fold, with what reading it alone tells (an order's
     columns, lines and the buyer's fields): done while earlier pages wait on the database,
-    it leaves the fold only the work that needs the stored state. None when the object
-    is malformed (its fold then reports why, on the object)."""
+    it leaves the fold only the work that needs the stored state. With the shop's `salt`,
+    its contacts are hashed for the erased-person check too. None when the object is
+    malformed (its fold then reports why, on the object)."""
     try:
         item = read_item(resource, node, now)
+        if salt is not None:
+            item.erased = (salt, erased_keys(salt, node_contacts(resource, node)))
         if resource == "orders":
             values = order_values(node, item.updated_at)
             number, currency = values["number"], values["currency"]

@@ -39,7 +39,7 @@ from plugin.importer.fold import (
     fold_nodes_one_by_one,
     object_id,
 )
-from plugin.importer.items import prepare
+from plugin.importer.items import Item, prepare
 from plugin.importer.models import ImportFailure, ImportRun, ImportStatus
 from plugin.importer.progress import Progress, progress_of, resource_state
 from plugin.importer.source import RESOURCES, Page, Resource, SaleorPages
@@ -57,6 +57,7 @@ IMPORT_ACTOR = "import.run"
 STALE_AFTER = timedelta(minutes=2)
 READ_AHEAD = 24  # pages read ahead of the fold
 BATCH_OBJECTS = 2000  # at most this many objects folded in one transaction
+PREPARE_SLICE = 10  # nodes read ahead between two chances for the fold to go on
 SETTLE_PROFILES = 5000  # stale figures recomputed per transaction at the end of a run
 FAILURES_SHOWN = 100
 UNFINISHED = (ImportStatus.QUEUED, ImportStatus.RUNNING)
@@ -176,6 +177,9 @@ class Importer:
         self.box = box
         self.settings = settings
         self.batches: dict[str, int] = {}  # batches folded per list in this job
+        # Profiles whose figures a committed batch of this job left stale (marked on file
+        # until settled): a later batch need not mark them again.
+        self.marked_stale: dict[int, set[int]] = {}
         self.on_progress = on_progress
         self.figures_seconds = 0.0  # the end-of-run recompute of the customers' figures
 
@@ -244,11 +248,17 @@ class Importer:
             # The rate (and so the ETA) counts waiting for Saleor as well as folding: with
             # a slow or rate-limited shop, reading is most of the time.
             since = time.perf_counter()
+            loop = asyncio.get_running_loop()
             while True:
                 batch = await self._next_batch(queue)
                 status = await self._fold_page(run_id, resource, batch, since)
                 since = time.perf_counter()
-                if status is not ImportStatus.RUNNING or not batch.has_next:
+                # Freeing a batch's thousands of objects takes a while: it is done when
+                # the loop next waits, on the database, not before the next batch starts.
+                has_next = batch.has_next
+                loop.call_soon([batch].clear)
+                del batch
+                if status is not ImportStatus.RUNNING or not has_next:
                     return ImportStatus.DONE if status is ImportStatus.RUNNING else status
                 if deadline is not None and time.monotonic() > deadline:
                     await self._finish(run_id, ImportStatus.QUEUED, None)
@@ -272,7 +282,13 @@ class Importer:
                 return
             # Read ahead of its fold, while the folder waits on the database.
             now = utcnow()
-            prepared = [prepare(resource.name, node, now) for node in page.nodes]
+            prepared: list[Item | None] = []
+            for node in page.nodes:
+                prepared.append(prepare(resource.name, node, now, pages.saleor_api_url))
+                if len(prepared) % PREPARE_SLICE == 0:
+                    # Let a fold whose database answer came in go on first: it is the
+                    # critical path, this is work ahead of it.
+                    await asyncio.sleep(0)
             await queue.put(dataclasses.replace(page, prepared=prepared))
             if not page.has_next:
                 return
@@ -316,7 +332,8 @@ class Importer:
                 if run is None:
                     return ImportStatus.CANCELLED
                 await relaxed_commit(session)
-                await fold_nodes(
+                marked = self.marked_stale.setdefault(run_id, set())
+                touched = await fold_nodes(
                     session,
                     run.installation_id,
                     resource.name,
@@ -324,6 +341,7 @@ class Importer:
                     utcnow(),
                     defer_figures=True,
                     prepared=page.prepared,
+                    already_stale=marked,
                 )
                 batches = self.batches[resource.name] = self.batches.get(resource.name, 0) + 1
                 if batches & (batches - 1) == 0 and batches.bit_length() % 2 == 1:
@@ -335,6 +353,7 @@ class Importer:
                 progress = self._advance(
                     session, run, resource, page, time.perf_counter() - started, []
                 )
+            marked.update(touched)  # committed
         except Exception:
             logger.info("an import page failed; folding its objects one by one")
             failures = await self._fold_one_by_one(run_id, resource, page)
@@ -419,6 +438,7 @@ class Importer:
     async def _settle_figures(self, run_id: int) -> bool:
         """Recompute the figures of every customer the run's pages touched, a few thousand
         per transaction (a restart goes on with those left); False if the run was stopped."""
+        self.marked_stale.pop(run_id, None)
         while True:
             started = time.perf_counter()
             async with unit_of_work(self.db) as session:

@@ -20,7 +20,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from plugin.db.base import ZERO, Base, JSONType, Money, TenantMixin, TimestampMixin
+from plugin.db.base import (
+    ZERO,
+    Base,
+    JSONType,
+    KeyedTenantMixin,
+    Money,
+    TenantMixin,
+    TimestampMixin,
+)
 
 
 class IdentityKind(enum.StrEnum):
@@ -47,7 +55,7 @@ PROFILE_SORT_COLUMNS = (
 )
 
 
-class Profile(TenantMixin, TimestampMixin, Base):
+class Profile(KeyedTenantMixin, TimestampMixin, Base):
     __tablename__ = "profiles"
     __table_args__ = tuple(
         Index(f"ix_profiles_installation_id_{column}_id", "installation_id", column, "id")
@@ -119,7 +127,7 @@ class Profile(TenantMixin, TimestampMixin, Base):
     predicted_next_order_at: Mapped[datetime | None]
 
 
-class Identity(TenantMixin, TimestampMixin, Base):
+class Identity(KeyedTenantMixin, TimestampMixin, Base):
     """A key that names a person. Consent belongs to the identity (this address, this
     phone), not to the profile, so merging profiles never spreads consent."""
 

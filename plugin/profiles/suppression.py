@@ -83,15 +83,29 @@ def person_contacts(user: Any, *emails: Any) -> list[Contact]:
     return found
 
 
+ErasedKeys = frozenset[tuple[IdentityKind, str]]
+
+
+def erased_keys(salt: str, contacts: Iterable[Contact]) -> ErasedKeys:
+    """The (kind, hash) pairs an erased person with these contacts is on file under."""
+    return frozenset((kind, suppression_hash(salt, kind, value)) for kind, value in contacts)
+
+
 async def erased_among(
     session: AsyncSession, installation_id: int, groups: Sequence[Iterable[Contact]]
 ) -> list[bool]:
     """For each group of contacts (one object each): does it name an erased person? One
     query for all groups, so a page of an import costs what one webhook does."""
     salt = await salt_for(session, installation_id)
-    hashes = [
-        {(kind, suppression_hash(salt, kind, value)) for kind, value in group} for group in groups
-    ]
+    return await erased_among_keys(
+        session, installation_id, [erased_keys(salt, group) for group in groups]
+    )
+
+
+async def erased_among_keys(
+    session: AsyncSession, installation_id: int, hashes: Sequence[ErasedKeys]
+) -> list[bool]:
+    """`erased_among` for contacts already hashed (`erased_keys`, with the shop's salt)."""
     wanted = sorted(set().union(*hashes)) if hashes else []
     if not wanted:
         return [False] * len(hashes)

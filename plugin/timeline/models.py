@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from plugin.db.base import Base, TenantMixin, utcnow
+from plugin.db.base import Base, KeyedTenantMixin, utcnow
 
 
-class TimelineEntry(TenantMixin, Base):
+class TimelineEntry(KeyedTenantMixin, Base):
     __tablename__ = "timeline_entries"
     __table_args__ = (
         UniqueConstraint("installation_id", "dedup_key"),
