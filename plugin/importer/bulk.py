@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, text, update
@@ -118,13 +118,22 @@ def any_of(session: AsyncSession, column: Any, values: Sequence[Any]) -> Any:
     return column.in_(list(values))
 
 
-async def analyze(session: AsyncSession, models: Sequence[type[Base]]) -> None:
+async def analyze(
+    session: AsyncSession,
+    models: Sequence[type[Base]],
+    columns: Mapping[type[Base], Sequence[str]] | None = None,
+) -> None:
     """Fresh planner statistics for tables an import just filled (PostgreSQL's autovacuum
-    runs later, and a plan made for an empty table scans the full one)."""
+    runs later, and a plan made for an empty table scans the full one). `columns`: only
+    those of a table (its size is counted all the same), where only they are looked up."""
     if session.get_bind().dialect.name == "postgresql":
-        tables: list[Any] = [model.__table__ for model in models]
-        names = ", ".join(str(table.name) for table in tables)
-        await session.execute(text(f"ANALYZE {names}"))
+        targets = []
+        for model in models:
+            table: Any = model.__table__
+            listed = (columns or {}).get(model)
+            named = f" ({', '.join(listed)})" if listed else ""
+            targets.append(f"{table.name}{named}")
+        await session.execute(text(f"ANALYZE {', '.join(targets)}"))
 
 
 async def relaxed_commit(session: AsyncSession) -> None:

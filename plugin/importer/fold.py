@@ -47,6 +47,15 @@ GROWN_MODELS: dict[str, tuple[type, ...]] = {
     "checkouts": (Checkout, Profile, Identity, TimelineEntry),
     "orders": (Order, Profile, Identity, TimelineEntry),
 }
+# The columns those look-ups filter and join on: statistics of these alone are a fraction
+# of the work (a profile's dozens of columns and JSON are the finishing step's concern).
+LOOKUP_COLUMNS: dict[type, tuple[str, ...]] = {
+    Profile: ("id", "installation_id"),
+    Identity: ("installation_id", "kind", "value", "profile_id"),
+    TimelineEntry: ("installation_id", "dedup_key"),
+    Order: ("installation_id", "saleor_id", "profile_id", "checkout_saleor_id"),
+    Checkout: ("installation_id", "saleor_id", "token", "profile_id"),
+}
 
 
 @dataclass(frozen=True)

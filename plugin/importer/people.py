@@ -156,14 +156,16 @@ class PageIdentities:
 
     async def _load_postgresql(self, session: AsyncSession, pairs: list[tuple[str, str]]) -> None:
         """The same query, read straight from the driver (thousands of rows a batch), by
-        (kind, value) pairs: one probe of the unique index each, not one per kind."""
+        (kind, value) pairs: one probe of the unique index each, not one per kind. One row
+        per profile, its identities among the pairs aggregated: a customer named by user,
+        e-mail and phone is read (and their JSON decoded) once, not three times."""
         columns = ", ".join(f'p."{name}"' for name in self.columns)
         rows = await pg_bulk.fetch(
             session,
-            f"SELECT i.kind, i.value, p.id, {columns} FROM identities i "
-            "JOIN profiles p ON p.id = i.profile_id "
+            f"SELECT p.id, {columns}, array_agg(i.kind) AS kinds, array_agg(i.value) AS vals "
+            "FROM identities i JOIN profiles p ON p.id = i.profile_id "
             "WHERE i.installation_id = $1 AND (i.kind, i.value) IN "
-            "(SELECT * FROM unnest($2::varchar[], $3::varchar[]))",
+            "(SELECT * FROM unnest($2::varchar[], $3::varchar[])) GROUP BY p.id",
             self.installation_id,
             [kind for kind, _ in pairs],
             [value for _, value in pairs],
@@ -177,7 +179,8 @@ class PageIdentities:
                         state[name] = pg_bulk.decoded(state[name])
                 person = Person(row["id"], state, self.columns)
                 self.people[row["id"]] = person
-            self.owners[(IdentityKind[row["kind"]], row["value"])] = person
+            for kind, value in zip(row["kinds"], row["vals"], strict=True):
+                self.owners[(IdentityKind[kind], value)] = person
 
     def _owner(self, kind: IdentityKind, value: str | None) -> Person | None:
         return self.owners.get((kind, value)) if value else None

@@ -35,6 +35,7 @@ from plugin.importer.figures import settle_stale
 from plugin.importer.fold import (
     FOLDED_MODELS,
     GROWN_MODELS,
+    LOOKUP_COLUMNS,
     fold_nodes,
     fold_nodes_one_by_one,
     object_id,
@@ -45,7 +46,7 @@ from plugin.importer.progress import Progress, progress_of, resource_state
 from plugin.importer.source import RESOURCES, Page, Resource, SaleorPages
 from plugin.kit.after_commit import enqueue_after_commit, unit_of_work
 from plugin.kit.crypto import SecretBox
-from plugin.kit.gc_pause import fewer_collections
+from plugin.kit.gc_pause import between_batches, fewer_collections
 from plugin.saleor.client import SaleorError
 from plugin.saleor.models import Installation, InstallationStatus
 from plugin.segments.membership import refresh_installation
@@ -258,6 +259,7 @@ class Importer:
                 has_next = batch.has_next
                 loop.call_soon([batch].clear)
                 del batch
+                between_batches()
                 if status is not ImportStatus.RUNNING or not has_next:
                     return ImportStatus.DONE if status is ImportStatus.RUNNING else status
                 if deadline is not None and time.monotonic() > deadline:
@@ -349,7 +351,7 @@ class Importer:
                     # its batch 1, 4, 16, 64, … (never more than 4× off). A plan made while
                     # orders were still empty (during the customers' batches) scans the
                     # whole table on every later batch: 4× slower at 200,000 orders.
-                    await analyze(session, GROWN_MODELS[resource.name])
+                    await analyze(session, GROWN_MODELS[resource.name], LOOKUP_COLUMNS)
                 progress = self._advance(
                     session, run, resource, page, time.perf_counter() - started, []
                 )
