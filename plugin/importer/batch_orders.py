@@ -183,8 +183,16 @@ async def _write(
         if lines is None:
             lines = line_values(item.node, values["currency"])
         if old is None:
-            row = {"installation_id": installation_id, "saleor_id": item.saleor_id, **final}
-            new_rows.append(row | {"profile_id": pid, "created_at": now, "updated_at": now})
+            new_rows.append(
+                {
+                    "installation_id": installation_id,
+                    "saleor_id": item.saleor_id,
+                    **final,
+                    "profile_id": pid,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
             new_lines.append(lines)
         else:
             profile_id = pid if pid is not None else old.profile_id

@@ -73,9 +73,7 @@ async def _insert_postgresql(
     if returning != "id":
         raise ValueError("only new ids can be returned")
     ids = await pg_bulk.next_ids(session, table, len(rows))
-    await pg_bulk.insert(
-        session, table, [{"id": i, **row} for i, row in zip(ids, rows, strict=True)]
-    )
+    await pg_bulk.insert(session, table, rows, ids=ids)
     return list(ids)
 
 

@@ -116,12 +116,24 @@ async def insert(
     rows: Sequence[dict[str, Any]],
     *,
     ignore_conflicts_on: list[str] | None = None,
+    ids: Sequence[int] | None = None,
 ) -> None:
+    """`ids`: the rows' new ids, one per row (taken by `next_ids`), when the rows carry
+    none."""
     if not rows:
         return
     types = await column_types(session, table)
     columns = list(rows[0])
     driver = await _driver(session)
+    if ids is not None:
+        if ignore_conflicts_on:
+            raise ValueError("rows given new ids are new: there is no conflict to ignore")
+        records = [
+            (i, *record)
+            for i, record in zip(ids, _records(table, rows, columns, types), strict=True)
+        ]
+        await driver.copy_records_to_table(table, records=records, columns=["id", *columns])
+        return
     if ignore_conflicts_on:
         rows = await _not_on_file(driver, table, rows, ignore_conflicts_on, types)
         if not rows:
