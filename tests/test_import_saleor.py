@@ -12,12 +12,14 @@ from sqlalchemy import func, select
 from plugin.commerce.models import Checkout, Order
 from plugin.db.base import utcnow
 from plugin.db.engine import Database
+from plugin.importer import service
 from plugin.importer.models import ImportFailure, ImportRun, ImportStatus, StaleFigures
 from plugin.importer.progress import progress_of
 from plugin.importer.service import failures_of, start_import
 from plugin.importer.source import Page, Resource, SaleorPages
 from plugin.inbox.folding import fold_payload
 from plugin.kit.after_commit import unit_of_work
+from plugin.profiles.aggregates import recompute
 from plugin.profiles.models import Profile
 from plugin.profiles.privacy import anonymize_profile
 from plugin.saleor.client import SaleorError
@@ -423,3 +425,32 @@ async def test_the_end_of_an_import_puts_no_segment_moves_on_the_timeline(
         )
     assert members == 1  # buyer0, the one paid order
     assert moves == 0
+
+
+async def test_figures_settled_in_slices_side_by_side_match_a_fresh_recompute(
+    saleor: Any, db: Database, settings: Settings, monkeypatch: Any
+) -> None:
+    """The end-of-run figures are settled in slices (two transactions at once on
+    PostgreSQL, sharing the fold lock): every customer comes out as the webhook code's
+    recompute has them, and no mark is left."""
+    monkeypatch.setattr(service, "SETTLE_PROFILES", 2)
+    saleor.shop = history(customers=5, guest_orders=4)
+    installation_id = await shop_installation(db, saleor, settings)
+    run_id = await queue_run(db, installation_id)
+    assert await run_import(db, settings, run_id, import_page_size=3) is ImportStatus.DONE
+    assert await count(db, StaleFigures, installation_id) == 0
+
+    columns = ("orders_count", "paid_orders_count", "total_spent", "average_order_value")
+    columns += ("first_order_at", "last_order_at", "currency", "channel")
+    async with db.session() as session:
+        profiles = list(
+            await session.scalars(select(Profile).where(Profile.installation_id == installation_id))
+        )
+        settled = {p.id: tuple(getattr(p, c) for c in columns) for p in profiles}
+        for profile in profiles:
+            await recompute(session, profile)
+        fresh = {p.id: tuple(getattr(p, c) for c in columns) for p in profiles}
+        await session.rollback()
+    assert len(settled) == 10  # 5 customers (and their carts), 4 guests, 1 cart e-mail
+    assert sum(1 for figures in settled.values() if figures[0]) == 9
+    assert settled == fresh

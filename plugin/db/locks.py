@@ -20,10 +20,16 @@ if TYPE_CHECKING:
 FOLD_LOCK_NAMESPACE = 0x5C1  # keeps our advisory keys apart from other users of the DB
 
 
-async def lock_installation(session: AsyncSession, installation_id: int) -> None:
+async def lock_installation(
+    session: AsyncSession, installation_id: int, *, shared: bool = False
+) -> None:
+    """`shared`: for work split into transactions over disjoint rows of the shop (the
+    import's figures, settled two slices at a time), which may run side by side; every
+    fold takes the lock alone and waits for all of them, and they for it."""
     if session.get_bind().dialect.name == "postgresql":
+        function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
         await session.execute(
-            text("SELECT pg_advisory_xact_lock(:ns, :key)"),
+            text(f"SELECT {function}(:ns, :key)"),
             {"ns": FOLD_LOCK_NAMESPACE, "key": installation_id},
         )
 

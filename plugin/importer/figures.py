@@ -219,20 +219,31 @@ async def mark_stale(
     await session.execute(statement)
 
 
-async def settle_stale(session: AsyncSession, installation_id: int, limit: int) -> int:
-    """Recompute the figures of up to `limit` stale profiles (lowest ids first) and clear
-    their marks; how many were settled (0 when none is left). Run under the shop's fold
-    lock, like any fold, so a webhook never interleaves with the recompute."""
-    ids = list(
-        await session.scalars(
-            select(StaleFigures.profile_id)
-            .where(StaleFigures.installation_id == installation_id)
-            .order_by(StaleFigures.profile_id)
-            .limit(limit)
-        )
+async def stale_profiles(
+    session: AsyncSession, installation_id: int, limit: int | None = None
+) -> list[int]:
+    """The profiles whose figures wait to be settled, lowest ids first."""
+    query = (
+        select(StaleFigures.profile_id)
+        .where(StaleFigures.installation_id == installation_id)
+        .order_by(StaleFigures.profile_id)
+        .limit(limit)
     )
+    return list(await session.scalars(query))
+
+
+async def settle_profiles(session: AsyncSession, installation_id: int, ids: list[int]) -> None:
+    """Recompute these stale profiles' figures and clear their marks (a profile merged
+    away meanwhile is simply gone). Run under the shop's fold lock — shared by slices of
+    one settling, which never share a profile — so a webhook never interleaves."""
     if not ids:
-        return 0
+        return
     await recompute_profiles(session, installation_id, ids)
     await session.execute(delete(StaleFigures).where(any_of(session, StaleFigures.profile_id, ids)))
+
+
+async def settle_stale(session: AsyncSession, installation_id: int, limit: int) -> int:
+    """Settle up to `limit` stale profiles (lowest ids first); how many (0: none left)."""
+    ids = await stale_profiles(session, installation_id, limit)
+    await settle_profiles(session, installation_id, ids)
     return len(ids)

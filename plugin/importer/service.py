@@ -9,7 +9,7 @@ Saleor's timestamps — and the last page's cursor is committed with their rows,
 restart resumes at the first page not folded. When a batch fails, its objects are folded
 one by one through the webhook code so the failure is recorded on the object that
 caused it. The folded customers' figures are recomputed once each when the run ends
-(plugin/importer/figures.py `settle_stale`), before the whole-shop refresh.
+(plugin/importer/figures.py), two slices at a time, before the whole-shop refresh.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from plugin.db.base import utcnow
 from plugin.db.engine import Database
 from plugin.db.locks import lock_installation
 from plugin.importer.bulk import analyze, relaxed_commit
-from plugin.importer.figures import settle_stale
+from plugin.importer.figures import settle_profiles, stale_profiles
 from plugin.importer.fold import (
     FOLDED_MODELS,
     GROWN_MODELS,
@@ -60,6 +60,7 @@ READ_AHEAD = 24  # pages read ahead of the fold
 BATCH_OBJECTS = 2000  # at most this many objects folded in one transaction
 PREPARE_SLICE = 10  # nodes read ahead between two chances for the fold to go on
 SETTLE_PROFILES = 5000  # stale figures recomputed per transaction at the end of a run
+SETTLE_AT_ONCE = 2  # such transactions at once (PostgreSQL)
 FAILURES_SHOWN = 100
 UNFINISHED = (ImportStatus.QUEUED, ImportStatus.RUNNING)
 ProgressCallback = Callable[[Progress], None]
@@ -370,12 +371,14 @@ class Importer:
             self.on_progress(progress)
         return ImportStatus.RUNNING
 
-    async def _locked_run(self, session: AsyncSession, run_id: int) -> ImportRun | None:
+    async def _locked_run(
+        self, session: AsyncSession, run_id: int, *, shared: bool = False
+    ) -> ImportRun | None:
         """The run, under the shop's fold lock; None once cancelled or uninstalled."""
         run = await session.get(ImportRun, run_id)
         if run is None:
             return None
-        await lock_installation(session, run.installation_id)
+        await lock_installation(session, run.installation_id, shared=shared)
         await session.refresh(run)
         installation = await session.get(Installation, run.installation_id)
         if run.status is not ImportStatus.RUNNING or installation is None:
@@ -439,22 +442,45 @@ class Importer:
 
     async def _settle_figures(self, run_id: int) -> bool:
         """Recompute the figures of every customer the run's pages touched, a few thousand
-        per transaction (a restart goes on with those left); False if the run was stopped."""
+        per transaction (a restart goes on with those left); False if the run was stopped.
+        On PostgreSQL two slices are settled at once, each in its own transaction (the
+        database's work per customer, mostly index upkeep, is most of it)."""
         self.marked_stale.pop(run_id, None)
-        while True:
+        async with self.db.session() as session:
+            run = await session.get(ImportRun, run_id)
+            if run is None:
+                return False
+            ids = await stale_profiles(session, run.installation_id)
+        slices = [ids[n : n + SETTLE_PROFILES] for n in range(0, len(ids), SETTLE_PROFILES)]
+        at_once = SETTLE_AT_ONCE if self.db.dialect == "postgresql" else 1
+        for n in range(0, len(slices), at_once):
             started = time.perf_counter()
+            try:
+                async with asyncio.TaskGroup() as group:
+                    settling = [
+                        group.create_task(self._settle_slice(run_id, chunk))
+                        for chunk in slices[n : n + at_once]
+                    ]
+            except BaseExceptionGroup as failed:  # the run records the error itself
+                raise failed.exceptions[0] from None
+            seconds = time.perf_counter() - started
+            self.figures_seconds += seconds
             async with unit_of_work(self.db) as session:
-                run = await self._locked_run(session, run_id)
-                if run is None:
+                run = await session.get(ImportRun, run_id)
+                if run is None or not all(task.result() for task in settling):
                     return False
-                await relaxed_commit(session)
-                settled = await settle_stale(session, run.installation_id, SETTLE_PROFILES)
-                seconds = time.perf_counter() - started
                 run.busy_seconds += seconds
                 run.heartbeat_at = utcnow()
-            self.figures_seconds += seconds
-            if settled < SETTLE_PROFILES:
-                return True
+        return True
+
+    async def _settle_slice(self, run_id: int, ids: list[int]) -> bool:
+        async with unit_of_work(self.db) as session:
+            run = await self._locked_run(session, run_id, shared=True)
+            if run is None:
+                return False
+            await relaxed_commit(session)
+            await settle_profiles(session, run.installation_id, ids)
+        return True
 
     async def _complete(self, run_id: int) -> None:
         """The whole shop's derived figures in a few statements: RFM, scores, every segment
