@@ -41,8 +41,10 @@ async def dark(dashboard: Dashboard, frame: Frame) -> None:
 
 
 async def rendered(dashboard: Dashboard, url_part: str) -> Frame:
-    """The app frame after a navigation inside it, once its content is in."""
-    await dashboard.frame.wait_for_url(f"**{url_part}**")
+    """The app frame after a navigation inside it, once its content is in. A minute, not
+    Playwright's 30 s: on a two-core machine running both suites the save behind the
+    navigation has taken longer."""
+    await dashboard.frame.wait_for_url(f"**{url_part}**", timeout=60_000)
     frame = dashboard.frame
     await frame.wait_for_function(
         "() => document.getElementById('content')?.getAttribute('aria-busy') === 'false'"

@@ -440,8 +440,8 @@ async def test_figures_settled_in_slices_side_by_side_match_a_fresh_recompute(
     assert await run_import(db, settings, run_id, import_page_size=3) is ImportStatus.DONE
     assert await count(db, StaleFigures, installation_id) == 0
 
-    columns = ("orders_count", "paid_orders_count", "total_spent", "average_order_value")
-    columns += ("first_order_at", "last_order_at", "currency", "channel")
+    columns: tuple[str, ...] = ("orders_count", "paid_orders_count", "total_spent")
+    columns += ("average_order_value", "first_order_at", "last_order_at", "currency", "channel")
     async with db.session() as session:
         profiles = list(
             await session.scalars(select(Profile).where(Profile.installation_id == installation_id))
