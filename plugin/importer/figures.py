@@ -6,8 +6,8 @@ An import does not recompute them page by page: the profiles it touched are mark
 pages is computed once, not ten times, and each order is read once.
 
 The same definitions as `plugin.profiles.aggregates.recompute` (which does one profile at a
-time): the page's profiles' orders and checkouts are read in one query each, the figures
-computed with the same rules, then written with one UPDATE (executemany) and the
+time) — the same function computes them (`order_figures`) — but the profiles' orders and
+checkouts are read in one query each, then the figures written with one UPDATE and the
 per-currency totals replaced with one DELETE and one multi-row INSERT.
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections import defaultdict, namedtuple
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -23,12 +22,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plugin.commerce.models import Checkout, Order
-from plugin.db.base import ZERO
 from plugin.importer import pg_bulk
 from plugin.importer.bulk import any_of, delete_where_in, insert_rows
 from plugin.importer.models import StaleFigures
 from plugin.importer.people import update_profiles
-from plugin.profiles.aggregates import NOT_PLACED, PAID_CHARGE_STATUSES, _CurrencyFigures
+from plugin.profiles.aggregates import (
+    NOT_PLACED,
+    _CurrencyFigures,
+    latest_order_channel,
+    order_figures,
+)
 from plugin.profiles.models import Profile, ProfileTotal
 
 FIGURE_COLUMNS = (
@@ -50,59 +53,15 @@ FIGURE_COLUMNS = (
 def _figures(
     orders: list[Any], checkouts: list[Any]
 ) -> tuple[dict[str, Any], dict[str, _CurrencyFigures]]:
-    per_currency: dict[str, _CurrencyFigures] = defaultdict(_CurrencyFigures)
-    active_dates: list[datetime] = []
-    cancelled = refunded = 0
-    for order in orders:
-        if order.total_refunded > 0:
-            refunded += 1
-        if order.status == "CANCELED":
-            cancelled += 1
-            continue
-        figures = per_currency[order.currency]
-        figures.orders += 1
-        figures.spent += max(order.total_charged - order.total_refunded, ZERO)
-        active_dates.append(order.placed_at)
-        if order.is_paid or (order.charge_status or "") in PAID_CHARGE_STATUSES:
-            figures.paid += 1
-            figures.paid_totals += order.total_gross
-    active_dates.sort()
-    values: dict[str, Any] = {
-        "orders_count": sum(f.orders for f in per_currency.values()),
-        "paid_orders_count": sum(f.paid for f in per_currency.values()),
-        "cancelled_orders_count": cancelled,
-        "refunded_orders_count": refunded,
-        "first_order_at": active_dates[0] if active_dates else None,
-        "last_order_at": active_dates[-1] if active_dates else None,
-        "average_days_between_orders": (
-            round(
-                (active_dates[-1] - active_dates[0]).total_seconds()
-                / 86400
-                / (len(active_dates) - 1),
-                2,
-            )
-            if len(active_dates) > 1
-            else None
-        ),
-        "last_checkout_at": max((c.source_updated_at for c in checkouts), default=None),
-        "channel": _channel(orders, checkouts),
-    }
-    ranked = sorted(per_currency.items(), key=lambda kv: (-kv[1].orders, -kv[1].spent, kv[0]))
-    if ranked:
-        currency, main = ranked[0]
-        values.update(
-            currency=currency, total_spent=main.spent, average_order_value=main.average_check
-        )
-    else:
-        values.update(currency=None, total_spent=ZERO, average_order_value=ZERO)
+    """`plugin.profiles.aggregates`' figures, with the checkouts' part from rows read."""
+    values, per_currency = order_figures(orders)
+    values["last_checkout_at"] = max((c.source_updated_at for c in checkouts), default=None)
+    values["channel"] = latest_order_channel(orders) or _cart_channel(checkouts)
     return values, per_currency
 
 
-def _channel(orders: list[Any], checkouts: list[Any]) -> str | None:
-    """The latest order's channel, or the latest checkout's for one who never ordered."""
-    ordered = [o for o in orders if o.channel_slug]
-    if ordered:
-        return str(max(ordered, key=lambda o: (o.placed_at, o.id)).channel_slug)
+def _cart_channel(checkouts: list[Any]) -> str | None:
+    """For one who never ordered: the latest checkout's channel."""
     carts = [c for c in checkouts if c.channel_slug is not None]
     if carts:
         return str(max(carts, key=lambda c: (c.source_updated_at, c.id)).channel_slug)

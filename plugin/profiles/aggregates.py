@@ -16,9 +16,11 @@ Definitions (shown to staff as "where the number comes from"):
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -45,7 +47,7 @@ class _CurrencyFigures:
         return (self.paid_totals / self.paid).quantize(CENT) if self.paid else ZERO
 
 
-def is_paid(order: Order) -> bool:
+def is_paid(order: Any) -> bool:
     return order.is_paid or (order.charge_status or "") in PAID_CHARGE_STATUSES
 
 
@@ -64,6 +66,20 @@ async def _recompute(session: AsyncSession, profile: Profile) -> None:
             select(Order).where(Order.profile_id == profile.id, Order.status.not_in(NOT_PLACED))
         )
     )
+    values, per_currency = order_figures(orders)
+    for name, value in values.items():
+        setattr(profile, name, value)
+    profile.last_checkout_at = await session.scalar(
+        select(func.max(Checkout.source_updated_at)).where(Checkout.profile_id == profile.id)
+    )
+    profile.channel = latest_order_channel(orders) or await _cart_channel(session, profile)
+    await _replace_totals(session, profile, per_currency)
+
+
+def order_figures(orders: Iterable[Any]) -> tuple[dict[str, Any], dict[str, _CurrencyFigures]]:
+    """What a profile's placed orders make of its figures (all but the checkouts' part):
+    the profile's column values, and the figures per currency behind its totals. The
+    orders are ORM rows or any objects with their attributes (the import reads rows)."""
     per_currency: dict[str, _CurrencyFigures] = defaultdict(_CurrencyFigures)
     active_dates: list[datetime] = []
     cancelled = refunded = 0
@@ -80,44 +96,47 @@ async def _recompute(session: AsyncSession, profile: Profile) -> None:
         if is_paid(order):
             figures.paid += 1
             figures.paid_totals += order.total_gross
-
-    profile.orders_count = sum(f.orders for f in per_currency.values())
-    profile.paid_orders_count = sum(f.paid for f in per_currency.values())
-    profile.cancelled_orders_count = cancelled
-    profile.refunded_orders_count = refunded
     active_dates.sort()
-    profile.first_order_at = active_dates[0] if active_dates else None
-    profile.last_order_at = active_dates[-1] if active_dates else None
-    profile.average_days_between_orders = (
-        round(
-            (active_dates[-1] - active_dates[0]).total_seconds() / 86400 / (len(active_dates) - 1),
-            2,
-        )
-        if len(active_dates) > 1
-        else None
-    )
-    profile.last_checkout_at = await session.scalar(
-        select(func.max(Checkout.source_updated_at)).where(Checkout.profile_id == profile.id)
-    )
-    profile.channel = await _channel(session, profile, orders)
-
+    values: dict[str, Any] = {
+        "orders_count": sum(f.orders for f in per_currency.values()),
+        "paid_orders_count": sum(f.paid for f in per_currency.values()),
+        "cancelled_orders_count": cancelled,
+        "refunded_orders_count": refunded,
+        "first_order_at": active_dates[0] if active_dates else None,
+        "last_order_at": active_dates[-1] if active_dates else None,
+        "average_days_between_orders": (
+            round(
+                (active_dates[-1] - active_dates[0]).total_seconds()
+                / 86400
+                / (len(active_dates) - 1),
+                2,
+            )
+            if len(active_dates) > 1
+            else None
+        ),
+    }
     # The main currency: most orders, then most money, then the code, for a stable choice.
     ranked = sorted(per_currency.items(), key=lambda kv: (-kv[1].orders, -kv[1].spent, kv[0]))
     if ranked:
-        profile.currency, main = ranked[0]
-        profile.total_spent = main.spent
-        profile.average_order_value = main.average_check
+        currency, main = ranked[0]
+        values.update(
+            currency=currency, total_spent=main.spent, average_order_value=main.average_check
+        )
     else:
-        profile.currency, profile.total_spent, profile.average_order_value = None, ZERO, ZERO
+        values.update(currency=None, total_spent=ZERO, average_order_value=ZERO)
+    return values, per_currency
 
-    await _replace_totals(session, profile, per_currency)
 
-
-async def _channel(session: AsyncSession, profile: Profile, orders: list[Order]) -> str | None:
-    """The channel of the latest order, or of the latest checkout for one who never ordered."""
+def latest_order_channel(orders: Iterable[Any]) -> str | None:
+    """The channel of the latest order (by placement, then id) that names one."""
     ordered = [o for o in orders if o.channel_slug]
-    if ordered:
-        return max(ordered, key=lambda o: (o.placed_at, o.id)).channel_slug
+    if not ordered:
+        return None
+    return str(max(ordered, key=lambda o: (o.placed_at, o.id)).channel_slug)
+
+
+async def _cart_channel(session: AsyncSession, profile: Profile) -> str | None:
+    """For one who never ordered: the channel of the latest checkout."""
     channel: str | None = await session.scalar(
         select(Checkout.channel_slug)
         .where(Checkout.profile_id == profile.id, Checkout.channel_slug.is_not(None))
