@@ -13,6 +13,7 @@ from plugin.db.engine import Database
 from plugin.db.models import Base
 from plugin.importer.models import ImportRun, ImportStatus
 from plugin.importer.service import start_import
+from plugin.inbox.models import InboxEvent, InboxStatus
 from plugin.kit.after_commit import unit_of_work
 from plugin.lifecycle.service import apply_retention
 from plugin.saleor.models import Installation, InstallationStatus
@@ -79,6 +80,15 @@ async def test_uninstall_stops_reinstall_resumes_retention_purges(
     assert removed is not None
     assert removed.status is InstallationStatus.REMOVED
     assert removed.removed_at is not None
+    # Applied where it was received, and so folded: the fold job, running later (after
+    # the re-install below, it has), must not uninstall the shop again.
+    async with db.session() as session:
+        deleted = await session.scalar(
+            select(InboxEvent.status).where(
+                InboxEvent.installation_id == shop_id, InboxEvent.event_type == "app_deleted"
+            )
+        )
+    assert deleted is InboxStatus.DONE
     cancelled = await _latest_run(db, shop_id)
     assert cancelled is not None
     assert (cancelled.id, cancelled.status) == (waiting, ImportStatus.CANCELLED)

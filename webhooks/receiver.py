@@ -149,8 +149,12 @@ async def _accept(ctx: AppContext, request: Request, family: str) -> tuple[str, 
     )
     if event_type == "app_deleted" and not stored.duplicate:
         # Uninstalling takes effect now, not when the fold runs: later webhooks get 401.
+        # The event counts as folded in the same commit (a crash before it leaves the
+        # fold to do it), so a fold running after a quick re-install cannot undo that.
         async with unit_of_work(ctx.db) as session:
             removed = await uninstall(session, installation.id, payload)
+            if stored.id is not None:
+                await inbox.mark_folded(session, stored.id)
         if removed is not None:
             ctx.installations.remember(removed)
     return event_type, stored.duplicate

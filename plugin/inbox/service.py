@@ -125,6 +125,22 @@ async def store(
     return StoredEvent(new_id, duplicate=False)
 
 
+async def mark_folded(session: AsyncSession, event_id: int) -> None:
+    """The event was applied where it was received (APP_DELETED): the fold job leaves it
+    be. Folded again later — after a re-install, say — it would undo what came since."""
+    await session.execute(
+        update(InboxEvent)
+        .where(InboxEvent.id == event_id, InboxEvent.status != InboxStatus.DONE)
+        .values(
+            status=InboxStatus.DONE,
+            attempts=InboxEvent.attempts + 1,
+            folded_at=utcnow(),
+            next_attempt_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
 def fold_job(event_id: int, installation_id: int) -> Job:
     """Fold this event, and whatever else of its installation is waiting, in one batch."""
     return Job(
