@@ -34,21 +34,6 @@ from plugin.profiles.aggregates import (
 )
 from plugin.profiles.models import Profile, ProfileTotal
 
-FIGURE_COLUMNS = (
-    "orders_count",
-    "paid_orders_count",
-    "cancelled_orders_count",
-    "refunded_orders_count",
-    "first_order_at",
-    "last_order_at",
-    "average_days_between_orders",
-    "last_checkout_at",
-    "channel",
-    "currency",
-    "total_spent",
-    "average_order_value",
-)
-
 
 def _figures(
     orders: list[Any], checkouts: list[Any]
