@@ -98,5 +98,16 @@ VIEWS: dict[str, View] = {
 }
 
 
+def saleor_stitched_path(page: Page) -> str | None:
+    """Where Saleor sends a popup declared with a *relative* url (manifests before the
+    absolute ones, still stored by shops that installed them): Saleor joins the url to
+    `appUrl` as a relative reference, so `/dashboard/app` + `/extensions/customer-card`
+    opens `/dashboard/extensions/customer-card`. Served too, so those shops' popups open
+    without a re-install."""
+    if page.kind != "popup" or not page.path.startswith("/dashboard/app/"):
+        return None
+    return "/dashboard/" + page.path.removeprefix("/dashboard/app/")
+
+
 def navigation() -> list[Page]:
     return [page for page in PAGES if page.nav]

@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 from dashboard_extension.formatting import FILTERS
 from dashboard_extension.framing import content_security_policy, dashboard_origins
 from dashboard_extension.graph import open_api
-from dashboard_extension.pages import PAGES, VIEWS, Page, navigation
+from dashboard_extension.pages import PAGES, VIEWS, Page, navigation, saleor_stitched_path
 from dashboard_extension.preview import template_html
 from dashboard_extension.views import Call, Problem, link
 from plugin import __version__
@@ -138,6 +138,11 @@ def _problem(problem: Problem) -> Response:
 
 def routes() -> list[Route]:
     pages = [Route(page.path, shell(page)) for page in PAGES]
+    pages += [
+        Route(stitched, shell(page))
+        for page in PAGES
+        if (stitched := saleor_stitched_path(page)) is not None
+    ]
     return [
         Route("/", home),
         Route("/privacy", privacy),

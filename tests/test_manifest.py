@@ -165,7 +165,10 @@ def test_extensions_meet_the_dashboards_contract_on_322_and_323() -> None:
         extension = by_mount[mount]
         assert extension["target"] == target
         assert extension["url"].endswith("/" + page)
-        assert extension["url"].startswith("/")  # the dashboard loads appUrl + url
+        if target == "APP_PAGE":  # the dashboard requires it relative
+            assert extension["url"] == "/" + page
+        else:  # absolute: Saleor and the dashboard take it as it is
+            assert extension["url"] == f"{manifest['appUrl']}/extensions/{page}"
         if target == "WIDGET":
             assert extension["options"] == {"widgetTarget": {"method": "GET"}}
 
@@ -190,10 +193,33 @@ def test_extension_problems_name_what_saleor_would_refuse() -> None:
     assert any("needs appUrl" in p for p in extension_problems(without_app_url))
 
 
-async def test_extension_urls_serve_their_pages(
-    app_server: RunningApp, saleor: Any, installation_id: int
-) -> None:
-    manifest = httpx.get(f"{app_server.base_url}/api/manifest").json()
+EXTENSION_PAGES = {
+    "crm-customer-widget": ("widget", "customer_widget"),
+    "crm-customer-card": ("popup", "customer_card"),
+    "crm-order-widget": ("widget", "order_widget"),
+    "crm-customers": ("app", "customers"),
+}
+APP_EXTENSIONS = """query { app { appUrl extensions {
+  identifier url targetName mountName settings } } }"""
+
+
+async def _open_extensions_as_saleor_returns_them(
+    app_server: RunningApp, saleor: Any, manifest: dict[str, Any]
+) -> list[str]:
+    """Install `manifest` into the simulator, read `app { extensions { url } }` with the
+    app token as Saleor answers it, open every extension where the dashboard would, and
+    check the page: 200, the right kind and view, framable by the shop's dashboard."""
+    from tests.simulator.apps import dashboard_opens
+
+    token = saleor.new_app_token()
+    saleor.install_manifest(manifest)
+    answer = httpx.post(
+        saleor.api_url,
+        json={"query": APP_EXTENSIONS},
+        headers={"Authorization": f"Bearer {token}"},
+    ).json()
+    app = answer["data"]["app"]
+    opened = []
     query = {
         "domain": saleor.domain,
         "saleorApiUrl": saleor.api_url,
@@ -201,15 +227,58 @@ async def test_extension_urls_serve_their_pages(
         "theme": "light",
     }
     async with httpx.AsyncClient() as client:
-        for extension in manifest["extensions"]:
-            url = manifest["appUrl"] + extension["url"]  # as the dashboard joins them
+        for extension in app["extensions"]:
+            url = dashboard_opens(extension, app["appUrl"])
+            opened.append(url)
             page = await client.get(url, params=query)
             assert page.status_code == 200, url
-            kind = "widget" if extension["target"] == "WIDGET" else "popup"
-            if extension["target"] == "APP_PAGE":
-                kind = "app"
+            kind, view = EXTENSION_PAGES[extension["identifier"]]
             assert f'data-kind="{kind}"' in page.text, url
+            assert f'data-fragment="{view}"' in page.text, url
             assert f"frame-ancestors {saleor.origin}" in page.headers["content-security-policy"]
+    assert len(opened) == len(EXTENSION_PAGES)
+    return opened
+
+
+async def test_every_extension_opens_where_saleor_sends_the_dashboard(
+    app_server: RunningApp, saleor: Any, installation_id: int
+) -> None:
+    manifest = httpx.get(f"{app_server.base_url}/api/manifest").json()
+    opened = await _open_extensions_as_saleor_returns_them(app_server, saleor, manifest)
+    base = app_server.base_url
+    assert f"{base}/dashboard/app/extensions/customer-card" in opened
+    assert f"{base}/dashboard/app/customers" in opened
+
+
+async def test_relative_popup_of_an_earlier_install_still_opens(
+    app_server: RunningApp, saleor: Any, installation_id: int
+) -> None:
+    """A shop that installed the manifest with relative urls keeps them until it
+    re-installs: Saleor sends its popup to `/dashboard/extensions/…` (appUrl's last
+    segment replaced), which is served too."""
+    import json
+
+    manifest = httpx.get(f"{app_server.base_url}/api/manifest").json()
+    template = json.loads((REPO / "manifest.json").read_text())
+    manifest["extensions"] = template["extensions"]  # the urls as declared before
+    opened = await _open_extensions_as_saleor_returns_them(app_server, saleor, manifest)
+    assert f"{app_server.base_url}/dashboard/extensions/customer-card" in opened
+
+
+def test_simulator_resolves_extension_urls_as_saleor_does() -> None:
+    from tests.simulator.apps import extension_url
+
+    app_url = "https://crm.example.com/dashboard/app"
+    assert extension_url("popup", app_url, "/extensions/card") == (
+        "https://crm.example.com/dashboard/extensions/card"
+    )
+    assert extension_url("popup", app_url + "/", "/extensions/card") == (
+        "https://crm.example.com/dashboard/app/extensions/card"
+    )
+    for target in ("widget", "app_page", "new_tab"):
+        assert extension_url(target, app_url, "/extensions/x") == "/extensions/x"
+    assert extension_url("popup", None, "/x") == "/x"
+    assert extension_url("popup", app_url, "https://a.example/x") == "https://a.example/x"
 
 
 def _fragment_names(text: str) -> set[str]:

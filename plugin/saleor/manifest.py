@@ -1,5 +1,13 @@
 """The app manifest: `manifest.json` (relative paths) made absolute from `APP_URL`.
 
+Extension URLs are served absolute (`appUrl` + the extension's path) except APP_PAGE's,
+which the dashboard requires relative: Saleor 3.23 resolves a *relative* POPUP url
+itself, against `appUrl` as a relative reference (`/dashboard/app` + `/extensions/x` →
+`/dashboard/extensions/x`, its last segment replaced), while the dashboard joins a
+relative WIDGET or NEW_TAB url to `appUrl` as a string (`/dashboard/app/extensions/x`)
+and an APP_PAGE one with url-join. Absolute URLs are taken as they are by both, so every
+extension opens where the app serves it.
+
 Each webhook's `query` in `manifest.json` names a document in `graphql/subscriptions/`;
 the served manifest carries the document's text, as Saleor expects.
 """
@@ -69,8 +77,17 @@ def build_manifest(base_url: str) -> dict[str, Any]:
     for webhook in manifest.get("webhooks", []):
         webhook["targetUrl"] = absolute(base_url, webhook["targetUrl"])
         webhook["query"] = document(ROOT / webhook["query"])
-    # Extension URLs stay relative: the dashboard loads `appUrl + url` (valid on 3.22 and 3.23).
+    for extension in manifest.get("extensions", []):
+        extension["url"] = extension_url(manifest.get("appUrl"), extension)
     return manifest
+
+
+def extension_url(app_url: str | None, extension: dict[str, Any]) -> str:
+    """The url to declare: absolute (`appUrl` + path) for every target but APP_PAGE."""
+    url: str = extension.get("url", "")
+    if extension.get("target", "POPUP") == "APP_PAGE" or not app_url or "://" in url:
+        return url
+    return app_url.rstrip("/") + "/" + url.lstrip("/")
 
 
 def extension_problems(manifest: dict[str, Any]) -> list[str]:

@@ -26,6 +26,7 @@ from graphql.error import GraphQLError
 from jwt.algorithms import RSAAlgorithm
 
 from tests.saleor_schema import saleor_schema
+from tests.simulator.apps import installed_app
 from tests.simulator.lists import lists
 
 # Every port a simulator of this test run has listened on.
@@ -85,6 +86,8 @@ class SaleorSimulator:
         self.shop: Any = None
         # Answers to give before the next GraphQL requests: (HTTP status, Retry-After).
         self.refusals: list[tuple[int, str | None]] = []
+        # The manifest `appInstall` fetched (`install_manifest`): `App.appUrl`, extensions.
+        self.manifest: dict[str, Any] | None = None
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> SaleorSimulator:
@@ -193,6 +196,10 @@ class SaleorSimulator:
     def revoke_token(self, token: str) -> None:
         self._tokens.discard(token)
 
+    def install_manifest(self, manifest: dict[str, Any]) -> None:
+        """What `appInstall` keeps of the manifest it fetched (`App.appUrl`, extensions)."""
+        self.manifest = manifest
+
     # -- GraphQL endpoint --------------------------------------------------------------
     def _token_from(self, headers: Mapping[str, str]) -> str | None:
         auth = headers.get("authorization", "")
@@ -218,7 +225,7 @@ class SaleorSimulator:
             saleor_schema(),
             document,
             root_value={
-                "app": {"id": self.app_id, "name": "Saleor CRM"} if known else None,
+                "app": installed_app(self.app_id, self.manifest) if known else None,
                 **(lists(self.shop) if known else {}),
             },
             variable_values=request.get("variables") or {},
