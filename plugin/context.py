@@ -9,6 +9,7 @@ import httpx
 from plugin.db.engine import Database
 from plugin.kit.crypto import SecretBox
 from plugin.saleor.directory import InstallationDirectory
+from plugin.saleor.egress import SaleorEgress
 from plugin.settings import Settings
 
 
@@ -19,6 +20,9 @@ class AppContext:
     box: SecretBox
     installations: InstallationDirectory = field(init=False)
     http: httpx.AsyncClient = field(init=False)
+    # Which Saleor URLs may be called, and the client for calls to Saleor instances.
+    saleor_egress: SaleorEgress = field(init=False)
+    saleor_http: httpx.AsyncClient = field(init=False)
     # Last JWKS refetch per installation: a flood of forged signatures must not turn
     # into a flood of requests to Saleor.
     jwks_refetched_at: dict[int, float] = field(default_factory=dict)
@@ -27,18 +31,22 @@ class AppContext:
         self.installations = InstallationDirectory(
             self.db, self.settings.installation_cache_seconds
         )
+        self.saleor_egress = SaleorEgress(self.settings.allowed_saleor_urls)
 
     @classmethod
     def create(cls, settings: Settings) -> AppContext:
         return cls(settings, Database(settings), SecretBox(settings.secret_key.get_secret_value()))
 
     async def open(self) -> None:
+        timeout = httpx.Timeout(self.settings.http_timeout_seconds, connect=5.0)
         self.http = httpx.AsyncClient(
-            timeout=httpx.Timeout(self.settings.http_timeout_seconds, connect=5.0),
+            timeout=timeout,
             follow_redirects=False,
             headers={"User-Agent": "saleor-crm"},
         )
+        self.saleor_http = self.saleor_egress.client(timeout)
 
     async def close(self) -> None:
         await self.http.aclose()
+        await self.saleor_http.aclose()
         await self.db.dispose()

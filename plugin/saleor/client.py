@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,6 +23,14 @@ class SaleorError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+@dataclass(frozen=True)
+class AppIdentity:
+    """Who owns a token: the App's global id and its `identifier` (the manifest's `id`)."""
+
+    id: str
+    identifier: str | None
 
 
 def jwks_url(saleor_api_url: str) -> str:
@@ -54,11 +63,15 @@ class SaleorClient:
             raise SaleorError("SALEOR_ERROR", "Saleor answered with invalid JSON") from exc
         return body
 
-    async def app_id(self) -> str | None:
-        """The id of the app that owns the token, or None when Saleor does not know it."""
+    async def app_identity(self) -> AppIdentity | None:
+        """The app that owns the token, or None when Saleor does not know it."""
         body = await self.execute(load_query("app_id"))
-        app = (body.get("data") or {}).get("app")
-        return app.get("id") if isinstance(app, dict) else None
+        data = body.get("data")
+        app = data.get("app") if isinstance(data, dict) else None
+        if not isinstance(app, dict) or not isinstance(app.get("id"), str) or not app["id"]:
+            return None
+        identifier = app.get("identifier")
+        return AppIdentity(app["id"], identifier if isinstance(identifier, str) else None)
 
     async def fetch_jwks(self) -> dict[str, Any]:
         try:

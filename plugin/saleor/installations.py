@@ -17,13 +17,12 @@ from plugin.saleor.models import Installation, InstallationStatus
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
 class RegisterError(Exception):
     """A refusal the installer sees in the Saleor dashboard (`error.message`)."""
 
-    status: int
-    code: str
-    message: str
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
 
 
 async def get_by_api_url(session: AsyncSession, saleor_api_url: str) -> Installation | None:
@@ -40,27 +39,50 @@ class VerifiedApp:
     jwks: dict[str, Any]
 
 
-async def verify_app(client: SaleorClient) -> VerifiedApp:
-    """Prove the token with `{ app { id } }` and fetch the JWKS (no database involved)."""
+# What the installer sees when the token could not be proven. One message whatever went
+# wrong (no address, refused, timed out, not Saleor, unknown token): `/api/register` is
+# unauthenticated, and telling those apart would make it a probe of the app's network.
+NOT_CONFIRMED = (
+    "Saleor did not confirm the app token (is the Saleor instance reachable from the app, "
+    "and the app activated after installation?)."
+)
+
+
+async def verify_app(client: SaleorClient, identifier: str) -> VerifiedApp:
+    """Prove the token with `{ app { id identifier } }`: it must be the token of THIS app
+    (`identifier` = the manifest's `id`, unique among a Saleor's apps), not of any other
+    app installed in the same Saleor; then fetch the JWKS (no database involved)."""
     if not client.token:
         raise RegisterError(400, "MISSING_AUTH_TOKEN", "Missing auth token.")
+    where = {"saleor_api_url": client.saleor_api_url}
     try:
-        app_id = await client.app_id()
+        app = await client.app_identity()
     except SaleorError as exc:
-        raise RegisterError(
-            401, "UNKNOWN_APP_ID", f"Could not verify the app token: {exc}"
-        ) from exc
-    if not app_id:
+        logger.warning("register: the token check failed: %s", exc.message, extra=where)
+        app = None
+    if app is None:
+        raise RegisterError(401, "UNKNOWN_APP_ID", NOT_CONFIRMED)
+    if app.identifier != identifier:
+        logger.warning(
+            "register: the token belongs to app %r (identifier %r), not to %r",
+            app.id,
+            app.identifier,
+            identifier,
+            extra=where,
+        )
         raise RegisterError(
             401,
-            "UNKNOWN_APP_ID",
-            "Saleor did not confirm the app token (is the app activated after installation?).",
+            "FOREIGN_APP",
+            f"The token belongs to another app of this Saleor, not to {identifier!r}.",
         )
     try:
         jwks = await client.fetch_jwks()
     except SaleorError as exc:
-        raise RegisterError(401, "JWKS_NOT_AVAILABLE", exc.message) from exc
-    return VerifiedApp(client.saleor_api_url, client.token, app_id, jwks)
+        logger.warning("register: no JWKS: %s", exc.message, extra=where)
+        raise RegisterError(
+            401, "JWKS_NOT_AVAILABLE", "Could not fetch the Saleor instance's signing keys."
+        ) from None
+    return VerifiedApp(client.saleor_api_url, client.token, app.id, jwks)
 
 
 async def save(
@@ -71,13 +93,32 @@ async def save(
     saleor_domain: str,
     saleor_version: str | None,
 ) -> Installation:
-    """Store or refresh the installation. A re-install of the same Saleor replaces token,
-    app id and keys and keeps all data."""
-    installation = await get_by_api_url(session, app.saleor_api_url)
+    """Store or refresh the installation. A new token of the same app, or a re-install
+    after an uninstall, replaces token, app id and keys and keeps all data; an active
+    installation never changes app (that would hand the shop to whoever holds the other
+    app's token): RegisterError 409, nothing written."""
+    installation = await session.scalar(
+        select(Installation)
+        .where(Installation.saleor_api_url == app.saleor_api_url)
+        .with_for_update()
+    )
     now = utcnow()
     if installation is None:
         installation = Installation(saleor_api_url=app.saleor_api_url, installed_at=now)
         session.add(installation)
+    elif installation.status is InstallationStatus.ACTIVE and installation.app_id != app.app_id:
+        logger.warning(
+            "register: refused app %r for the active installation of app %r",
+            app.app_id,
+            installation.app_id,
+            extra={"installation_id": installation.id},
+        )
+        raise RegisterError(
+            409,
+            "ALREADY_INSTALLED",
+            "The app is already installed in this Saleor instance (as another app); "
+            "uninstall that one in the Saleor dashboard first.",
+        )
     installation.saleor_domain = saleor_domain
     installation.app_id = app.app_id
     installation.token_encrypted = box.encrypt(app.token)

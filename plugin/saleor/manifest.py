@@ -61,6 +61,12 @@ def _template() -> dict[str, Any]:
     return manifest
 
 
+def app_identifier() -> str:
+    """The manifest's `id`: Saleor stores it as `App.identifier`, unique among its apps."""
+    identifier: str = _template()["id"]
+    return identifier
+
+
 def absolute(base_url: str, path: str) -> str:
     return path if "://" in path else base_url.rstrip("/") + "/" + path.lstrip("/")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -16,7 +15,8 @@ from plugin.importer.service import start_import
 from plugin.kit.after_commit import unit_of_work
 from plugin.saleor import installations
 from plugin.saleor.client import SaleorClient
-from plugin.saleor.manifest import build_manifest
+from plugin.saleor.egress import EgressRefused, Unresolvable
+from plugin.saleor.manifest import app_identifier, build_manifest
 from plugin.segments.builtin import ensure_builtin_segments
 
 logger = logging.getLogger(__name__)
@@ -35,16 +35,18 @@ async def manifest(request: Request) -> Response:
 
 async def register(request: Request) -> Response:
     """Saleor posts the app token here at install; the request itself is not signed, so the
-    token is proven against the Saleor named by the header before anything is stored."""
+    token is proven against the Saleor named by the header before anything is stored.
+    What went wrong on the way to that Saleor is logged, never answered (no probe)."""
     ctx: AppContext = request.app.state.ctx
     api_url = request.headers.get("saleor-api-url", "").strip()
     if not api_url:
         return _error(400, "MISSING_SALEOR_API_URL", "Missing Saleor-Api-Url header.")
-    parts = urlsplit(api_url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    try:
+        saleor_domain = ctx.saleor_egress.parse(api_url).netloc.decode("ascii")
+    except ValueError:
         return _error(400, "INVALID_SALEOR_API_URL", "Saleor-Api-Url is not an http(s) URL.")
-    if not ctx.settings.saleor_url_allowed(api_url):
-        return _error(403, "SALEOR_URL_PROHIBITED", "This Saleor instance may not install the app.")
+    if not ctx.saleor_egress.allows(api_url):
+        return _prohibited(api_url, "not allowed by ALLOWED_SALEOR_URLS")
     try:
         body = json.loads(await request.body())
     except ValueError:
@@ -52,19 +54,24 @@ async def register(request: Request) -> Response:
     token = body.get("auth_token") if isinstance(body, dict) else None
     if not isinstance(token, str) or not token:
         return _error(400, "MISSING_AUTH_TOKEN", "Missing auth token.")
+    try:  # decided from the addresses, before any connection
+        await ctx.saleor_egress.check(api_url)
+    except EgressRefused as refused:
+        return _prohibited(api_url, str(refused))
+    except Unresolvable as unresolvable:
+        logger.warning("register refused: %s", unresolvable, extra={"saleor_api_url": api_url})
+        return _error(401, "UNKNOWN_APP_ID", installations.NOT_CONFIRMED)
 
     try:
-        app = await installations.verify_app(SaleorClient(ctx.http, api_url, token))
-    except installations.RegisterError as exc:
-        logger.warning("register refused: %s", exc.message, extra={"saleor_api_url": api_url})
-        return _error(exc.status, exc.code, exc.message)
-    try:
+        app = await installations.verify_app(
+            SaleorClient(ctx.saleor_http, api_url, token), app_identifier()
+        )
         async with unit_of_work(ctx.db) as session:
             installation = await installations.save(
                 session,
                 app,
                 ctx.box,
-                saleor_domain=request.headers.get("saleor-domain", parts.netloc),
+                saleor_domain=request.headers.get("saleor-domain", saleor_domain),
                 saleor_version=request.headers.get("saleor-schema-version"),
             )
             await ensure_builtin_segments(session, installation.id)
@@ -73,12 +80,21 @@ async def register(request: Request) -> Response:
                 await rollups.rebuild_installation(session, installation.id)
             # The shop's history (or, after a re-install, what changed meanwhile).
             await start_import(session, installation.id, requested_by="install")
+    except installations.RegisterError as exc:
+        logger.warning("register refused: %s", exc.message, extra={"saleor_api_url": api_url})
+        return _error(exc.status, exc.code, exc.message)
     except Exception:
         logger.exception("register could not store the installation")
         return _error(503, "UNAVAILABLE", "The app could not store the installation; retry.")
     ctx.installations.remember(installation)
     logger.info("installed", extra={"installation_id": installation.id, "saleor_api_url": api_url})
     return JSONResponse({"success": True})
+
+
+def _prohibited(api_url: str, reason: str) -> JSONResponse:
+    """One answer for every policy refusal; the reason goes to the log."""
+    logger.warning("register refused: %s", reason, extra={"saleor_api_url": api_url})
+    return _error(403, "SALEOR_URL_PROHIBITED", "This Saleor instance may not install the app.")
 
 
 def routes() -> list[Route]:

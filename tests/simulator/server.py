@@ -15,6 +15,7 @@ import string
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -25,6 +26,7 @@ from graphql import execute_sync, parse, validate
 from graphql.error import GraphQLError
 from jwt.algorithms import RSAAlgorithm
 
+from plugin.saleor.manifest import app_identifier
 from tests.saleor_schema import saleor_schema
 from tests.simulator.apps import installed_app
 from tests.simulator.lists import lists
@@ -66,14 +68,26 @@ class _Key:
         self.jwk = {**public_jwk, "use": "sig", "alg": "RS256", "kid": self.kid}
 
 
+@dataclass(frozen=True)
+class ForeignApp:
+    """Another app installed in the same Saleor (no permissions needed for `app`)."""
+
+    id: str
+    identifier: str | None
+    name: str = "Some other app"
+
+
 class SaleorSimulator:
     """Start with `start()` or use as a context manager; `stop()` frees the port."""
 
     def __init__(self, app_number: int = 42) -> None:
         self.app_id = global_id("App", app_number)
+        # Saleor stores the manifest's `id` as `App.identifier` at install.
+        self.app_identifier = app_identifier()
         self.version = SALEOR_VERSION
         self._key = _Key()
-        self._tokens: set[str] = set()
+        # token -> the app it authenticates; None: the CRM app as it is now (`app_id`).
+        self._tokens: dict[str, ForeignApp | None] = {}
         self.jwks_available = True
         self.app_active = True
         self.jwks_fetches = 0
@@ -190,11 +204,33 @@ class SaleorSimulator:
 
     def new_app_token(self) -> str:
         token = "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(30))
-        self._tokens.add(token)
+        self._tokens[token] = None
         return token
 
+    def foreign_app_token(
+        self, app_number: int = 77, identifier: str | None = "com.example.other-app"
+    ) -> str:
+        """A token of another app installed in this Saleor: it answers `app { id }` too."""
+        token = "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(30))
+        self._tokens[token] = ForeignApp(global_id("App", app_number), identifier)
+        return token
+
+    def reinstall_app(self, app_number: int) -> None:
+        """The CRM was deleted and installed again: Saleor made a new App (new id)."""
+        self.app_id = global_id("App", app_number)
+
     def revoke_token(self, token: str) -> None:
-        self._tokens.discard(token)
+        self._tokens.pop(token, None)
+
+    def _app_of(self, token: str | None) -> dict[str, Any] | None:
+        if token is None or token not in self._tokens:
+            return None
+        foreign = self._tokens[token]
+        if foreign is not None:
+            return {"id": foreign.id, "identifier": foreign.identifier, "name": foreign.name}
+        if not self.app_active:
+            return None
+        return {**installed_app(self.app_id, self.manifest), "identifier": self.app_identifier}
 
     def install_manifest(self, manifest: dict[str, Any]) -> None:
         """What `appInstall` keeps of the manifest it fetched (`App.appUrl`, extensions)."""
@@ -220,14 +256,14 @@ class SaleorSimulator:
             self.invalid_queries.append(request["query"])
             return 400, {"errors": [{"message": e.message} for e in errors]}
         token = self._token_from(headers)
-        known = token in self._tokens and self.app_active
+        app = self._app_of(token)
+        known = app is not None
+        # Only the CRM's token holds the permissions the lists need.
+        crm = known and self._tokens.get(token or "") is None
         result = execute_sync(
             saleor_schema(),
             document,
-            root_value={
-                "app": installed_app(self.app_id, self.manifest) if known else None,
-                **(lists(self.shop) if known else {}),
-            },
+            root_value={"app": app, **(lists(self.shop) if crm else {})},
             variable_values=request.get("variables") or {},
         )
         answer: dict[str, Any] = {"data": result.data}
