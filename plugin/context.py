@@ -10,6 +10,7 @@ from plugin.db.engine import Database
 from plugin.kit.crypto import SecretBox
 from plugin.saleor.directory import InstallationDirectory
 from plugin.saleor.egress import SaleorEgress
+from plugin.saleor.keys import SigningKeys, fetch_with, store_in
 from plugin.settings import Settings
 
 
@@ -23,15 +24,17 @@ class AppContext:
     # Which Saleor URLs may be called, and the client for calls to Saleor instances.
     saleor_egress: SaleorEgress = field(init=False)
     saleor_http: httpx.AsyncClient = field(init=False)
-    # Last JWKS refetch per installation: a flood of forged signatures must not turn
-    # into a flood of requests to Saleor.
-    jwks_refetched_at: dict[int, float] = field(default_factory=dict)
+    # Saleor's signing keys, fetched again (within a budget) when a signature names a new one.
+    signing_keys: SigningKeys = field(init=False)
 
     def __post_init__(self) -> None:
         self.installations = InstallationDirectory(
             self.db, self.settings.installation_cache_seconds
         )
         self.saleor_egress = SaleorEgress(self.settings.allowed_saleor_urls)
+        self.signing_keys = SigningKeys(
+            fetch_with(lambda: self.saleor_http), store_in(self.db, self.installations)
+        )
 
     @classmethod
     def create(cls, settings: Settings) -> AppContext:

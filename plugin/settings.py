@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     smtp_url: str = ""
     secret_key: SecretStr = Field(default_factory=lambda: SecretStr(_default_secret_key()))
     allowed_saleor_urls: str = "*"
+    # When set, `GET /metrics` needs `Authorization: Bearer <this>` (else it is public).
+    metrics_token: SecretStr = SecretStr("")
     log_level: str = "INFO"
 
     max_webhook_body_bytes: int = 5 * 1024 * 1024

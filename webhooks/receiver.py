@@ -3,7 +3,8 @@
 Answers (Saleor retries 5xx and time-outs, never 4xx):
 - 401 unknown installation or bad signature, 400 wrong event or malformed body,
   413 oversized body: nothing is stored;
-- 503 when the database cannot store the event, so Saleor delivers it again;
+- 503 when the database cannot store the event, or the signature names a key the app
+  cannot fetch yet (Saleor rotated it; `plugin.saleor.keys`), so Saleor delivers it again;
 - 200 once the event is committed to the inbox (also for a redelivered duplicate).
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-import time
+from functools import cache
 from typing import Any
 
 from starlette.requests import Request
@@ -21,25 +22,34 @@ from plugin.context import AppContext
 from plugin.inbox import service as inbox
 from plugin.kit.after_commit import unit_of_work
 from plugin.ops.logging import bind
-from plugin.ops.metrics import WEBHOOKS_RECEIVED, WEBHOOKS_REJECTED
-from plugin.saleor.client import SaleorClient, SaleorError
+from plugin.ops.metrics import WEBHOOKS_RECEIVED, WEBHOOKS_REJECTED, one_of
 from plugin.saleor.directory import KnownInstallation
-from plugin.saleor.events import spec_for
+from plugin.saleor.events import spec_for, webhook_specs
 from plugin.saleor.installations import uninstall
 from plugin.saleor.jws import SignatureError, verify_detached
-from plugin.saleor.models import Installation
+from plugin.saleor.keys import KeysUnavailable
 from plugin.saleor.payloads import PayloadError, parse_datetime, typename_to_event
-from webhooks.errors import error_response
+from webhooks.errors import RejectReason, error_response
 
 logger = logging.getLogger(__name__)
 
-JWKS_REFETCH_INTERVAL_SECONDS = 10.0
-
 
 class Rejection(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.headers = headers
+
+
+REJECT_REASONS = frozenset(RejectReason)
+
+
+@cache
+def known_events() -> frozenset[str]:
+    """The `Saleor-Event` values the app subscribes to: the metric's closed set."""
+    return frozenset(event for spec in webhook_specs() for event in spec.events)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -82,26 +92,19 @@ def _event_body(body: bytes) -> dict[str, Any]:
 async def _verify(
     ctx: AppContext, installation: KnownInstallation, signature: str, body: bytes
 ) -> None:
-    """Verify with the cached keys; on failure refetch the JWKS once (key rotation)."""
+    """Verify with Saleor's keys; a key the cached JWKS lacks is fetched (rotation)."""
     try:
-        verify_detached(signature, body, installation.jwks)
-        return
-    except SignatureError as first_error:
-        last = ctx.jwks_refetched_at.get(installation.id, 0.0)
-        if time.monotonic() - last < JWKS_REFETCH_INTERVAL_SECONDS:
-            raise Rejection(401, "SIGNATURE_VERIFICATION_FAILED", str(first_error)) from None
-    ctx.jwks_refetched_at[installation.id] = time.monotonic()
-    try:
-        jwks = await SaleorClient(ctx.http, installation.saleor_api_url).fetch_jwks()
+        jwks = await ctx.signing_keys.for_token(installation, signature)
         verify_detached(signature, body, jwks)
-    except (SaleorError, SignatureError) as exc:
-        raise Rejection(401, "SIGNATURE_VERIFICATION_FAILED", str(exc)) from None
-    async with unit_of_work(ctx.db) as session:  # the rotated key is good: keep it
-        fresh = await session.get(Installation, installation.id)
-        if fresh is not None:
-            fresh.jwks = jwks
-            await session.flush()
-            ctx.installations.remember(fresh)
+    except KeysUnavailable as unavailable:
+        raise Rejection(
+            503,
+            RejectReason.KEYS_UNAVAILABLE,
+            unavailable.message,
+            {"Retry-After": str(unavailable.retry_after)},
+        ) from None
+    except SignatureError as exc:
+        raise Rejection(401, RejectReason.SIGNATURE_VERIFICATION_FAILED, str(exc)) from None
 
 
 async def _accept(ctx: AppContext, request: Request, family: str) -> tuple[str, bool]:
@@ -162,16 +165,20 @@ async def _accept(ctx: AppContext, request: Request, family: str) -> tuple[str, 
 
 async def receive(request: Request, family: str) -> Response:
     ctx: AppContext = request.app.state.ctx
-    event_label = _header(request, "saleor-event").lower()[:64] or "unknown"
+    # The header is unauthenticated: a label only from the closed set of known events.
+    event_label = one_of(_header(request, "saleor-event").lower(), known_events())
     try:
         event_type, duplicate = await _accept(ctx, request, family)
     except Rejection as rejection:
-        WEBHOOKS_REJECTED.labels(event=event_label, reason=rejection.code).inc()
+        reason = one_of(rejection.code, REJECT_REASONS)
+        WEBHOOKS_REJECTED.labels(event=event_label, reason=reason).inc()
         logger.info("webhook rejected: %s", rejection.message, extra={"code": rejection.code})
-        return error_response(rejection.status, rejection.code, rejection.message)
+        return error_response(
+            rejection.status, rejection.code, rejection.message, rejection.headers
+        )
     except Exception:
         # Our own failure (e.g. the database is down): 5xx so that Saleor redelivers.
-        WEBHOOKS_REJECTED.labels(event=event_label, reason="UNAVAILABLE").inc()
+        WEBHOOKS_REJECTED.labels(event=event_label, reason=RejectReason.UNAVAILABLE).inc()
         logger.exception("webhook could not be stored")
         return error_response(503, "UNAVAILABLE", "The event could not be stored; retry later.")
     WEBHOOKS_RECEIVED.labels(event=event_type, duplicate=str(duplicate).lower()).inc()

@@ -74,6 +74,12 @@ def check(answer: Answer, *, partial: bool = True) -> Answer:
     """Raise the `Problem` of a refused token or a missing permission; with `partial`,
     other errors (a bad template, a bad rule) stay in the answer for the page to show,
     without it a document that answered nothing is a `Problem` too."""
+    if "UNAVAILABLE" in answer.codes:  # e.g. Saleor's new signing key cannot be fetched yet
+        raise Problem(
+            503,
+            "The CRM cannot check the dashboard's token right now",
+            answer.first_message() + " Reload the page in a few seconds.",
+        )
     if not answer.authenticated:
         raise Problem(
             401,

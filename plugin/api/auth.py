@@ -1,29 +1,27 @@
 """Who is calling: a Saleor dashboard token (PLATFORM.md §6) or a developer API token.
 
-Dashboard tokens are RS256 JWTs verified with the installation's stored JWKS (one refetch
-from `<origin>/.well-known/jwks.json` when the key id is unknown: Saleor rotated its key);
-`iss` must be the installation's Saleor API URL, `app` its app id, and `exp` in the future.
+Dashboard tokens are RS256 JWTs verified with the installation's stored JWKS, fetched
+again from `<origin>/.well-known/jwks.json` when the token names a key the JWKS lacks
+(Saleor rotated it; `plugin.saleor.keys`): UNAVAILABLE, which the dashboard retries, when
+that fetch is not allowed yet or Saleor cannot be reached. `iss` must be the
+installation's Saleor API URL, `app` its app id, and `exp` in the future.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from plugin.api import tokens
-from plugin.api.errors import Unauthenticated
+from plugin.api.errors import Unauthenticated, Unavailable
 from plugin.context import AppContext
 from plugin.db.base import utcnow
 from plugin.kit.after_commit import unit_of_work
-from plugin.saleor.client import SaleorClient, SaleorError
 from plugin.saleor.directory import KnownInstallation
-from plugin.saleor.jws import SignatureError, UnknownKeyError, verify_jwt
+from plugin.saleor.jws import SignatureError, verify_jwt
+from plugin.saleor.keys import KeysUnavailable
 from plugin.saleor.models import Installation, InstallationStatus
-
-# A flood of tokens with made-up key ids must not become a flood of requests to Saleor.
-JWKS_REFETCH_INTERVAL_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -105,28 +103,16 @@ async def _dashboard_token(app: AppContext, token: str, api_url: str) -> Viewer:
 async def _verified_claims(
     app: AppContext, installation: KnownInstallation, token: str
 ) -> dict[str, Any]:
-    issuer = installation.saleor_api_url
     try:
-        return verify_jwt(token, installation.jwks, issuer=issuer)
-    except UnknownKeyError as unknown:
-        last = app.jwks_refetched_at.get(installation.id, 0.0)
-        if time.monotonic() - last < JWKS_REFETCH_INTERVAL_SECONDS:
-            raise Unauthenticated(f"Invalid token: {unknown}") from None
+        jwks = await app.signing_keys.for_token(installation, token)
+        return verify_jwt(token, jwks, issuer=installation.saleor_api_url)
+    except KeysUnavailable as unavailable:
+        raise Unavailable(
+            f"{unavailable.message} Retry in {unavailable.retry_after} s.",
+            retryAfter=unavailable.retry_after,
+        ) from None
     except SignatureError as exc:
         raise Unauthenticated(_reason(exc)) from None
-    app.jwks_refetched_at[installation.id] = time.monotonic()
-    try:
-        jwks = await SaleorClient(app.http, installation.saleor_api_url).fetch_jwks()
-        claims = verify_jwt(token, jwks, issuer=issuer)
-    except (SaleorError, SignatureError) as exc:
-        raise Unauthenticated(_reason(exc)) from None
-    async with unit_of_work(app.db) as session:  # the rotated key is good: keep it
-        fresh = await session.get(Installation, installation.id)
-        if fresh is not None:
-            fresh.jwks = jwks
-            await session.flush()
-            app.installations.remember(fresh)
-    return claims
 
 
 def _reason(exc: Exception) -> str:

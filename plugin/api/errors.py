@@ -21,6 +21,8 @@ class ErrorCode(enum.StrEnum):
     NOT_FOUND = "NOT_FOUND"
     INVALID_INPUT = "INVALID_INPUT"
     CONFLICT = "CONFLICT"
+    # Passing: the same request may succeed a little later (`retryAfter` seconds).
+    UNAVAILABLE = "UNAVAILABLE"
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
@@ -35,6 +37,10 @@ class ApiError(Exception):
 
 class Unauthenticated(ApiError):
     code = ErrorCode.UNAUTHENTICATED
+
+
+class Unavailable(ApiError):
+    code = ErrorCode.UNAVAILABLE
 
 
 class Forbidden(ApiError):

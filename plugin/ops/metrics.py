@@ -1,10 +1,24 @@
-"""Prometheus metrics served on `GET /metrics`."""
+"""Prometheus metrics served on `GET /metrics`.
+
+Every label value comes from a closed set (known events, enum codes and statuses): a
+value taken from a request would mint a new series per distinct value, and anyone may
+send webhooks. `one_of` maps anything outside the set to "other".
+"""
 
 from __future__ import annotations
+
+from collections.abc import Collection
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+OTHER = "other"
+
+
+def one_of(value: str, allowed: Collection[str]) -> str:
+    """`value` when it belongs to the closed set `allowed`, else "other"."""
+    return value if value in allowed else OTHER
+
 
 WEBHOOKS_RECEIVED = Counter(
     "crm_webhooks_received_total",

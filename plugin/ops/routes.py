@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
@@ -33,8 +34,25 @@ async def healthz(request: Request) -> Response:
     )
 
 
+def _bearer_matches(authorization: str, expected: str) -> bool:
+    scheme, _, token = authorization.partition(" ")
+    # compare_digest: how long the comparison takes says nothing about the token
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        token.strip().encode(), expected.encode()
+    )
+
+
 async def metrics(request: Request) -> Response:
+    """Prometheus text; behind `METRICS_TOKEN` (bearer) when that is set."""
     ctx: AppContext = request.app.state.ctx
+    expected = ctx.settings.metrics_token.get_secret_value()
+    if expected and not _bearer_matches(request.headers.get("authorization", ""), expected):
+        return Response(
+            "Send Authorization: Bearer <METRICS_TOKEN>.\n",
+            status_code=401,
+            media_type="text/plain",
+            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
     try:
         async with ctx.db.session() as session:
             for status, count in (await backlog(session)).items():

@@ -23,6 +23,34 @@ class UnknownKeyError(SignatureError):
     """The signature names a key id that the cached JWKS does not hold (maybe rotated)."""
 
 
+# Saleor's kid is an RFC 7638 thumbprint (43 characters); anything far longer is not one.
+MAX_KID_LENGTH = 128
+
+
+def key_id(token: str) -> str | None:
+    """The `kid` a compact JWS/JWT names (None when it names none); SignatureError when
+    the token is malformed or not RS256."""
+    if not token or token.count(".") != 2:
+        raise SignatureError("missing or malformed signature")
+    try:
+        header = jwt.get_unverified_header(token)
+    except PyJWTError as exc:
+        raise SignatureError(f"malformed signature header: {exc}") from exc
+    if header.get("alg") != "RS256":
+        raise SignatureError(f"unexpected signature algorithm {header.get('alg')!r}")
+    kid = header.get("kid")
+    if kid is None:
+        return None
+    if not isinstance(kid, str) or not kid or len(kid) > MAX_KID_LENGTH:
+        raise SignatureError("malformed key id")
+    return kid
+
+
+def holds_key(jwks: dict[str, Any], kid: str) -> bool:
+    keys = jwks.get("keys")
+    return isinstance(keys, list) and any(isinstance(k, dict) and k.get("kid") == kid for k in keys)
+
+
 @lru_cache(maxsize=256)
 def _public_key(jwk_json: str) -> Any:
     # Parsing a JWK costs more than verifying; the cache keys on the exact JWK text.

@@ -285,13 +285,14 @@ class SaleorSimulator:
             "User-Agent": "Saleor/3.23",
         }
 
-    def sign(self, body: bytes) -> str:
-        """Compact detached JWS, unencoded payload (RFC 7797), as Saleor's jws_encode."""
+    def sign(self, body: bytes, kid: str | None = None) -> str:
+        """Compact detached JWS, unencoded payload (RFC 7797), as Saleor's jws_encode;
+        `kid` names another key than the one that signs (a forgery)."""
         return jwt.api_jws.encode(
             body,
             self._key.private,
             algorithm="RS256",
-            headers={"kid": self._key.kid, "b64": False, "crit": ["b64"], "typ": "JWT"},
+            headers={"kid": kid or self._key.kid, "b64": False, "crit": ["b64"], "typ": "JWT"},
             is_payload_detached=True,
         )
 
@@ -309,8 +310,9 @@ class SaleorSimulator:
             "User-Agent": "Saleor/3.23",
         }
 
-    def make_jwt(self, **overrides: Any) -> str:
-        """A dashboard access token (App / AppExtension `accessToken`, PLATFORM.md §6)."""
+    def make_jwt(self, *, kid: str | None = None, **overrides: Any) -> str:
+        """A dashboard access token (App / AppExtension `accessToken`, PLATFORM.md §6);
+        `kid` names another key than the one that signs (a forgery)."""
         now = int(time.time())
         claims: dict[str, Any] = {
             "iat": now,
@@ -329,7 +331,7 @@ class SaleorSimulator:
         claims.update(overrides)
         claims = {k: v for k, v in claims.items() if v is not None}
         return jwt.encode(
-            claims, self._key.private, algorithm="RS256", headers={"kid": self._key.kid}
+            claims, self._key.private, algorithm="RS256", headers={"kid": kid or self._key.kid}
         )
 
     # -- delivering webhooks ---------------------------------------------------------------
