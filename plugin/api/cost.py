@@ -1,21 +1,32 @@
-"""A static query cost, checked before execution: each field costs 1, and what is
-selected under a field with a `first` argument counts `first` times (a page of 100
-orders of 100 customers is 10,000 rows, whatever the depth limit says).
+"""Depth, aliases and static cost of a document's operations, measured before execution
+in time linear in the document.
 
-The page size is the explicit `first` (a literal or variable), else the argument's
-default, capped at the page maximum; fields without `first` count once.
+Cost: each field costs 1, and what is selected under a field with a `first` argument
+counts `first` times (a page of 100 orders of 100 customers is 10,000 rows, whatever the
+depth limit says). The page size is the explicit `first` (a literal or variable), else
+the argument's default, capped at the page maximum; fields without `first` count once.
+
+Depth: the deepest field below an operation's root fields (a root leaf is depth 0);
+introspection fields (`__schema`, `__type`) do not count theirs, graphql-core's own
+introspection depth rule bounds them. Aliases: aliased fields, each spread of a fragment
+counting the fragment's aliases again.
+
+A fragment spread n times inside fragments spread twice each multiplies all three, so
+every fragment is measured once (leaves first, in dependency order) and its measure is
+reused at each spread; a cycle is refused, and the walk stops at the first limit passed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
-    GraphQLError,
     GraphQLField,
     GraphQLInterfaceType,
     GraphQLObjectType,
@@ -24,35 +35,67 @@ from graphql import (
     IntValueNode,
     OperationDefinitionNode,
     OperationType,
+    SchemaMetaFieldDef,
     SelectionSetNode,
+    TypeMetaFieldDef,
+    TypeNameMetaFieldDef,
     Undefined,
     VariableNode,
     get_named_type,
-    specified_rules,
 )
-from strawberry.extensions import SchemaExtension
-from strawberry.schema.schema import validate_document
 
 from plugin.api.errors import InvalidInput
 from plugin.api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 MAX_COST = 50_000
+MAX_DEPTH = 12
+MAX_ALIASES = 30
 
 Composite = GraphQLObjectType | GraphQLInterfaceType
+_META_FIELDS: dict[str, GraphQLField] = {
+    "__schema": SchemaMetaFieldDef,
+    "__type": TypeMetaFieldDef,
+    "__typename": TypeNameMetaFieldDef,
+}
 
 
 class QueryTooCostly(InvalidInput):
     """INVALID_INPUT with `cost` and `maxCost`: ask for smaller pages or fewer fields."""
 
 
-class _Cost:
+class QueryTooComplex(InvalidInput):
+    """INVALID_INPUT with `limit` (what was exceeded) and `maximum`."""
+
+
+class FragmentCycle(InvalidInput):
+    """INVALID_INPUT: a fragment spreads itself, directly or through others."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_cost: int = MAX_COST
+    max_depth: int = MAX_DEPTH
+    max_aliases: int = MAX_ALIASES
+
+
+@dataclass(frozen=True)
+class Measure:
+    depth: int = 0
+    aliases: int = 0
+    cost: int = 0
+
+
+class _Measurer:
     def __init__(
         self,
         schema: GraphQLSchema,
         fragments: Mapping[str, FragmentDefinitionNode],
         variables: Mapping[str, Any],
+        limits: Limits,
     ) -> None:
         self.schema, self.fragments, self.variables = schema, fragments, variables
+        self.limits = limits
+        self.measured: dict[str, Measure] = {}
 
     def _first(self, node: FieldNode, definition: GraphQLField) -> int:
         argument = definition.args.get("first")
@@ -72,34 +115,139 @@ class _Cost:
             return MAX_PAGE_SIZE  # invalid: execution rejects it; price the worst page
         return max(0, min(value, MAX_PAGE_SIZE))
 
-    def _fields(self, selections: SelectionSetNode, parent: Any) -> Iterator[tuple[FieldNode, Any]]:
+    def _check(self, measure: Measure) -> Measure:
+        limits = self.limits
+        if measure.cost > limits.max_cost:
+            raise QueryTooCostly(
+                f"The query costs more than the maximum of {limits.max_cost}: "
+                "ask for smaller pages (`first`) or fewer fields.",
+                cost=measure.cost,
+                maxCost=limits.max_cost,
+            )
+        if measure.depth > limits.max_depth:
+            raise QueryTooComplex(
+                f"The query exceeds the maximum depth of {limits.max_depth} nested fields.",
+                limit="depth",
+                maximum=limits.max_depth,
+            )
+        if measure.aliases > limits.max_aliases:
+            raise QueryTooComplex(
+                f"The query has more than {limits.max_aliases} aliases "
+                "(counting each fragment spread).",
+                limit="aliases",
+                maximum=limits.max_aliases,
+            )
+        return measure
+
+    def _field(self, node: FieldNode, parent: Any) -> Measure:
+        if not isinstance(parent, Composite):
+            return Measure()
+        name = node.name.value
+        aliases = 1 if node.alias is not None else 0
+        definition = parent.fields.get(name) or _META_FIELDS.get(name)
+        if definition is None:
+            return Measure(0, aliases, 1)  # unknown: validation has refused it already
+        if node.selection_set is None:
+            return Measure(0, aliases, 1)
+        below = self.selections(node.selection_set, get_named_type(definition.type))
+        depth = 0 if name.startswith("__") else 1 + below.depth
+        cost = 1 + self._first(node, definition) * below.cost
+        return self._check(Measure(depth, aliases + below.aliases, cost))
+
+    def selections(self, selections: SelectionSetNode, parent: Any) -> Measure:
+        depth = aliases = cost = 0
         for selection in selections.selections:
             if isinstance(selection, FieldNode):
-                yield selection, parent
+                part = self._field(selection, parent)
             elif isinstance(selection, InlineFragmentNode):
                 condition = selection.type_condition
                 kind = self.schema.get_type(condition.name.value) if condition else parent
-                yield from self._fields(selection.selection_set, kind)
+                part = self.selections(selection.selection_set, kind)
             elif isinstance(selection, FragmentSpreadNode):
-                fragment = self.fragments.get(selection.name.value)
-                if fragment is not None:
-                    kind = self.schema.get_type(fragment.type_condition.name.value)
-                    yield from self._fields(fragment.selection_set, kind)
+                # Measured before anything that spreads it (dependency order).
+                part = self.measured.get(selection.name.value, Measure())
+            else:  # pragma: no cover - graphql-core has no other selection
+                continue
+            depth = max(depth, part.depth)
+            aliases += part.aliases
+            cost += part.cost
+            self._check(Measure(depth, aliases, cost))
+        return Measure(depth, aliases, cost)
 
-    def of(self, selections: SelectionSetNode | None, parent: Any) -> int:
-        if selections is None or not isinstance(parent, Composite):
-            return 0
-        total = 0
-        for node, kind in self._fields(selections, parent):
-            if not isinstance(kind, Composite):
+    def fragment(self, fragment: FragmentDefinitionNode) -> None:
+        kind = self.schema.get_type(fragment.type_condition.name.value)
+        self.measured[fragment.name.value] = self.selections(fragment.selection_set, kind)
+
+
+def _spreads(selections: SelectionSetNode) -> list[str]:
+    """Names of the fragments spread in a selection set, at any nesting."""
+    names: list[str] = []
+    stack = [selections]
+    while stack:
+        for selection in stack.pop().selections:
+            if isinstance(selection, FragmentSpreadNode):
+                names.append(selection.name.value)
+            elif isinstance(selection, FieldNode | InlineFragmentNode) and selection.selection_set:
+                stack.append(selection.selection_set)
+    return names
+
+
+def dependency_order(fragments: Mapping[str, FragmentDefinitionNode]) -> list[str]:
+    """The fragments, each after the fragments it spreads; a cycle is refused.
+
+    Iterative depth-first search: a chain of fragments cannot exhaust the stack."""
+    uses = {name: _spreads(f.selection_set) for name, f in fragments.items()}
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1: in progress, 2: done
+    for root in fragments:
+        if state.get(root):
+            continue
+        state[root] = 1
+        path = [root]
+        stack = [iter(uses[root])]
+        while stack:
+            name = next(stack[-1], None)
+            if name is None:
+                stack.pop()
+                done = path.pop()
+                state[done] = 2
+                order.append(done)
                 continue
-            definition = kind.fields.get(node.name.value)
-            if definition is None:  # __typename and other meta fields
-                total += 1
-                continue
-            below = self.of(node.selection_set, get_named_type(definition.type))
-            total += 1 + self._first(node, definition) * below
-        return total
+            if name not in uses:
+                continue  # unknown: validation reports it
+            seen = state.get(name)
+            if seen == 1:
+                cycle = " → ".join([*path[path.index(name) :], name])
+                raise FragmentCycle(f"Fragments must not spread themselves: {cycle}.")
+            if seen is None:
+                state[name] = 1
+                path.append(name)
+                stack.append(iter(uses[name]))
+    return order
+
+
+def measure_document(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    variables: Mapping[str, Any] | None = None,
+    limits: Limits = Limits(),
+) -> list[Measure]:
+    """Every operation's measure, raising at the first limit passed (by a fragment too)."""
+    definitions: Sequence[Any] = document.definitions
+    fragments = {d.name.value: d for d in definitions if isinstance(d, FragmentDefinitionNode)}
+    measurer = _Measurer(schema, fragments, variables or {}, limits)
+    for name in dependency_order(fragments):
+        measurer.fragment(fragments[name])
+    roots = {
+        OperationType.QUERY: schema.query_type,
+        OperationType.MUTATION: schema.mutation_type,
+        OperationType.SUBSCRIPTION: schema.subscription_type,
+    }
+    return [
+        measurer.selections(d.selection_set, roots.get(d.operation))
+        for d in definitions
+        if isinstance(d, OperationDefinitionNode)
+    ]
 
 
 def operation_cost(
@@ -108,82 +256,14 @@ def operation_cost(
     fragments: Mapping[str, FragmentDefinitionNode],
     variables: Mapping[str, Any] | None,
 ) -> int:
+    """The cost of one operation, without limits (for tests and benches)."""
+    unlimited = Limits(max_cost=2**63, max_depth=2**63, max_aliases=2**63)
+    measurer = _Measurer(schema, fragments, variables or {}, unlimited)
+    for name in dependency_order(fragments):
+        measurer.fragment(fragments[name])
     roots = {
         OperationType.QUERY: schema.query_type,
         OperationType.MUTATION: schema.mutation_type,
         OperationType.SUBSCRIPTION: schema.subscription_type,
     }
-    counter = _Cost(schema, fragments, variables or {})
-    return counter.of(operation.selection_set, roots.get(operation.operation))
-
-
-# Validating the customer card's document costs more CPU than running it: the result of
-# validating a document depends on its text only (the schema and rules are fixed), so
-# the last documents' results are kept; the cost (variables) is still priced every time.
-VALIDATED_DOCUMENTS = 256
-_validated: dict[str, tuple[GraphQLError, ...]] = {}
-
-
-def _validate(schema: GraphQLSchema, document: Any, rules: Any) -> tuple[GraphQLError, ...]:
-    # The spec's rules first: the added ones (depth, aliases) assume a valid document
-    # and crash on, say, an unknown fragment.
-    standard = tuple(r for r in rules if r in specified_rules)
-    added = tuple(r for r in rules if r not in specified_rules)
-    errors = list(validate_document(schema, document, standard))
-    if not errors and added:
-        errors = list(validate_document(schema, document, added))
-    return tuple(errors)
-
-
-class QueryCostLimiter(SchemaExtension):
-    """Validates the document itself (the cost is only computed for valid documents),
-    then answers a typed error when the chosen operation costs more than `max_cost`."""
-
-    def __init__(self, max_cost: int = MAX_COST) -> None:
-        self.max_cost = max_cost
-
-    def on_validate(self) -> Iterator[None]:
-        context = self.execution_context
-        document = context.graphql_document
-        if document is not None and context.pre_execution_errors is None:
-            schema = context.schema._schema
-            rules = context.validation_rules
-            # The rules are the same for every request (the limiters add fresh but equal
-            # classes each time), so the text is the key.
-            key = context.query or ""
-            found = _validated.get(key)
-            if found is None:
-                found = _validate(schema, document, rules)
-                if len(_validated) >= VALIDATED_DOCUMENTS:
-                    _validated.pop(next(iter(_validated)))
-                _validated[key] = found
-            errors = list(found)
-            if not errors:
-                errors = self._check(
-                    schema, context.operation_name, document.definitions, context.variables
-                )
-            context.pre_execution_errors = errors
-        yield
-
-    def _check(
-        self,
-        schema: GraphQLSchema,
-        name: str | None,
-        definitions: Any,
-        variables: dict[str, Any] | None,
-    ) -> list[GraphQLError]:
-        operations = [d for d in definitions if isinstance(d, OperationDefinitionNode)]
-        fragments = {d.name.value: d for d in definitions if isinstance(d, FragmentDefinitionNode)}
-        chosen = [o for o in operations if name is None or (o.name and o.name.value == name)]
-        if len(chosen) != 1:
-            return []  # execution reports the missing or ambiguous operation
-        cost = operation_cost(schema, chosen[0], fragments, variables)
-        if cost <= self.max_cost:
-            return []
-        error = QueryTooCostly(
-            f"The query costs {cost}, above the maximum of {self.max_cost}: "
-            "ask for smaller pages (`first`) or fewer fields.",
-            cost=cost,
-            maxCost=self.max_cost,
-        )
-        return [GraphQLError(error.message, original_error=error)]
+    return measurer.selections(operation.selection_set, roots.get(operation.operation)).cost

@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, and_, literal, or_, tuple_
 
 from plugin.api.errors import InvalidInput
 from plugin.api.fields import field as api_field
+from plugin.api.inputs import unstorable
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
@@ -109,13 +110,16 @@ def _decode_value(raw: Any, kind: ValueKind) -> Any:
             raise ValueError("naive datetime")
         return parsed
     if kind == "decimal":
-        return Decimal(str(raw))
+        number = Decimal(str(raw))
+        if not number.is_finite() or (number and number.adjusted() >= 18):
+            raise ValueError("not a stored amount")
+        return number
     if kind == "int":
         if not isinstance(raw, int) or isinstance(raw, bool):
             raise ValueError("not an int")
         return raw
-    if not isinstance(raw, str):
-        raise ValueError("not a string")
+    if not isinstance(raw, str) or unstorable(raw):
+        raise ValueError("not a stored string")
     return raw
 
 

@@ -1,4 +1,5 @@
-"""The one strawberry schema, with its limits: depth, aliases, document size and cost."""
+"""The one strawberry schema, with its limits (`plugin.api.limits`): document size, depth,
+aliases and cost."""
 
 from __future__ import annotations
 
@@ -7,16 +8,11 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import (
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-)
 from strawberry.types import ExecutionContext
 
-from plugin.api.cost import MAX_COST, QueryCostLimiter
 from plugin.api.errors import ApiError
+from plugin.api.inputs import SCALAR_OVERRIDES
+from plugin.api.limits import DocumentLimiter
 from plugin.api.mutations.analytics import AnalyticsMutations
 from plugin.api.mutations.customers import CustomerMutations
 from plugin.api.mutations.importer import ImporterMutations
@@ -37,11 +33,6 @@ from plugin.api.queries.tokens import TokenQueries, ViewerQueries
 from plugin.api.queries.tracking import TrackingQueries
 
 logger = logging.getLogger(__name__)
-
-MAX_DEPTH = 12
-MAX_ALIASES = 30
-MAX_TOKENS = 5000
-PARSED_DOCUMENTS = 256
 
 
 @strawberry.type(description="Customers, segments, analytics and configuration of one shop.")
@@ -85,16 +76,12 @@ class Schema(strawberry.Schema):
 
 
 def build_schema() -> Schema:
-    extensions: list[Any] = [
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
-        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        # Parsed documents by text (and the token limit): clients repeat a few queries.
-        lambda: ParserCache(maxsize=PARSED_DOCUMENTS),
-        # Last: it runs the validation the rules above added to, then prices the query.
-        lambda: QueryCostLimiter(max_cost=MAX_COST),
-    ]
-    return Schema(query=Query, mutation=Mutation, extensions=extensions)
+    # Parses, validates and measures every document under its limits (a fresh instance
+    # per request: it holds the request's checked document).
+    extensions: list[Any] = [DocumentLimiter]
+    return Schema(
+        query=Query, mutation=Mutation, extensions=extensions, scalar_overrides=SCALAR_OVERRIDES
+    )
 
 
 schema = build_schema()
