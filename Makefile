@@ -9,7 +9,7 @@ TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help venv chromium run migrate worker test test-sqlite test-postgres lint bench clean
+.PHONY: help venv graphiql chromium run migrate worker test test-sqlite test-postgres lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -20,7 +20,23 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@touch $@
 
-venv: $(BIN)/.installed ## create .venv and install the app with its dev tools
+# GraphiQL's assets, served by the app itself (offline, under its CSP), from npm packages.
+GRAPHIQL_VENDOR := plugin/api/graphiql/vendor
+GRAPHIQL_PACKAGES := react@18.2.0 react-dom@18.2.0 graphiql@3.8.3
+
+$(GRAPHIQL_VENDOR)/.installed: Makefile
+	@rm -rf $(GRAPHIQL_VENDOR) $(GRAPHIQL_VENDOR).tmp && mkdir -p $(GRAPHIQL_VENDOR).tmp
+	cd $(GRAPHIQL_VENDOR).tmp && npm pack --silent $(GRAPHIQL_PACKAGES) >/dev/null \
+	  && tar -xzf react-18.2.0.tgz package/umd/react.production.min.js \
+	  && tar -xzf react-dom-18.2.0.tgz package/umd/react-dom.production.min.js \
+	  && tar -xzf graphiql-3.8.3.tgz package/graphiql.min.js package/graphiql.min.css package/LICENSE \
+	  && mkdir ../vendor && mv package/umd/* package/graphiql.min.* ../vendor/ \
+	  && mv package/LICENSE ../vendor/LICENSE.graphiql
+	@rm -rf $(GRAPHIQL_VENDOR).tmp && touch $@
+
+graphiql: $(GRAPHIQL_VENDOR)/.installed ## vendor GraphiQL's assets from npm (make venv does it)
+
+venv: $(BIN)/.installed $(GRAPHIQL_VENDOR)/.installed ## create .venv, install the app with its dev tools and GraphiQL's assets
 
 chromium: ## install Debian's Chromium for the browser tests when it is missing (as root)
 	@if [ ! -x "$(CHROMIUM)" ]; then \
