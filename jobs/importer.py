@@ -28,6 +28,7 @@ PRIORITY = 100
 async def run_import(run_id: int) -> None:
     ctx = context()
     # A worker process's context has no HTTP client of its own (only the web app opens one).
+    # The egress policy's client: the shop's name may resolve elsewhere since it installed.
     timeout = httpx.Timeout(ctx.settings.http_timeout_seconds * 3, connect=5.0)
-    async with httpx.AsyncClient(timeout=timeout, headers={"User-Agent": "saleor-crm"}) as http:
+    async with ctx.saleor_egress.client(timeout) as http:
         await Importer(ctx.db, http, ctx.box, ctx.settings).run(run_id, max_seconds=SLICE_SECONDS)

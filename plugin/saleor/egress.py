@@ -34,6 +34,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# A name that takes longer to resolve is treated as one that does not resolve.
+RESOLVE_TIMEOUT_SECONDS = 5.0
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
@@ -75,9 +77,12 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
     except ValueError:
         pass
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:
-        raise Unresolvable(f"{host!r} does not resolve: {exc}") from exc
+        infos = await asyncio.wait_for(
+            asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM),
+            RESOLVE_TIMEOUT_SECONDS,
+        )
+    except (OSError, UnicodeError, TimeoutError) as exc:
+        raise Unresolvable(f"{host!r} does not resolve: {exc!r}") from exc
     addresses: list[IPAddress] = []
     for *_, sockaddr in infos:
         address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])

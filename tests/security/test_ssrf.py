@@ -8,6 +8,7 @@ never echoed. Every listener here is on loopback, and every address outside
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 import threading
@@ -335,3 +336,28 @@ async def test_a_name_rebound_after_the_check_is_refused_at_connect() -> None:
     assert tripwire.calls == []
     with pytest.raises(EgressRefused):
         await egress.check("https://rebind.example.test/graphql/")
+
+
+async def test_the_import_job_holds_to_the_policy_after_install(
+    app_server: RunningApp,  # its in-process worker runs the job's event loop
+    saleor: Any,
+    db: Any,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A shop's name may point elsewhere after it installed (DNS rebinding): the history
+    import, which calls the stored Saleor URL, checks the address on every connection."""
+    from jobs.importer import run_import
+    from jobs.runtime import context
+    from plugin.importer.models import ImportStatus
+    from tests.importing import get_run, queue_run, shop_installation
+
+    installation_id = await shop_installation(db, saleor, settings)
+    run_id = await queue_run(db, installation_id)
+    # As if deployed with `*`: the loopback simulator now stands for an internal address.
+    monkeypatch.setattr(context(), "saleor_egress", SaleorEgress("*"), raising=False)
+    await asyncio.to_thread(run_import.fn, run_id)
+    run = await get_run(db, run_id)
+    assert run.status is ImportStatus.FAILED
+    assert "not a public address" in (run.last_error or "")
+    assert saleor.graphql_requests == []  # nothing reached it
