@@ -27,7 +27,6 @@ from plugin.importer.bulk import any_of, delete_where_in, insert_rows
 from plugin.importer.models import StaleFigures
 from plugin.importer.people import update_profiles
 from plugin.profiles.aggregates import (
-    NOT_PLACED,
     _CurrencyFigures,
     latest_order_channel,
     order_figures,
@@ -64,16 +63,16 @@ _CheckoutRow = namedtuple("_CheckoutRow", CHECKOUT_COLUMNS)  # type: ignore[misc
 async def _read(
     session: AsyncSession, ids: list[int]
 ) -> tuple[dict[int, list[Any]], dict[int, list[Any]]]:
-    """The profiles' placed orders and their checkouts, grouped by profile."""
+    """The profiles' orders (every status: `order_figures` tells what each counts for)
+    and their checkouts, grouped by profile."""
     orders: dict[int, list[Any]] = defaultdict(list)
     checkouts: dict[int, list[Any]] = defaultdict(list)
     if session.get_bind().dialect.name == "postgresql":
         order_rows = await pg_bulk.fetch(
             session,
             f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders "
-            "WHERE profile_id IN (SELECT unnest($1::int4[])) AND status <> ALL($2::varchar[])",
+            "WHERE profile_id IN (SELECT unnest($1::int4[]))",
             ids,
-            list(NOT_PLACED),
         )
         cart_rows = await pg_bulk.fetch(
             session,
@@ -91,7 +90,7 @@ async def _read(
     for start in range(0, len(ids), 10_000):
         chunk = ids[start : start + 10_000]
         order_query = select(*(getattr(Order, c) for c in ORDER_COLUMNS)).where(
-            Order.profile_id.in_(chunk), Order.status.not_in(NOT_PLACED)
+            Order.profile_id.in_(chunk)
         )
         for row in await session.execute(order_query):
             orders[int(row.profile_id)].append(row)

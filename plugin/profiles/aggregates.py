@@ -7,7 +7,11 @@ Definitions (shown to staff as "where the number comes from"):
 - placed order: any order except drafts and expired unpaid ones;
 - active order: placed and not cancelled; `orders_count` counts these;
 - paid order: active and fully charged (`chargeStatus` FULL/OVERCHARGED or `isPaid`);
-- total spent: money actually kept, Σ (charged − refunded) over active orders;
+- cancelled orders: `cancelled_orders_count` counts them; they are left out of every other
+  count, of the average check and of the first/last order dates — but not of the money;
+- refunded orders: placed orders with anything refunded, cancelled ones included;
+- total spent: money the shop actually kept, Σ max(charged − refunded, 0) over every order
+  whatever its status (a cancelled order whose charge was never refunded still counts);
 - average check: Σ order total over paid orders ÷ paid orders;
 - average days between orders: (last − first) ÷ (active orders − 1);
 - channel: the sales channel of the latest order (of the latest checkout without orders).
@@ -61,11 +65,8 @@ async def recompute(session: AsyncSession, profile: Profile) -> None:
 
 
 async def _recompute(session: AsyncSession, profile: Profile) -> None:
-    orders = list(
-        await session.scalars(
-            select(Order).where(Order.profile_id == profile.id, Order.status.not_in(NOT_PLACED))
-        )
-    )
+    # Every order, drafts and expired ones too: they count for nothing but money kept.
+    orders = list(await session.scalars(select(Order).where(Order.profile_id == profile.id)))
     values, per_currency = order_figures(orders)
     for name, value in values.items():
         setattr(profile, name, value)
@@ -76,22 +77,33 @@ async def _recompute(session: AsyncSession, profile: Profile) -> None:
     await _replace_totals(session, profile, per_currency)
 
 
+def money_kept(order: Any) -> Decimal:
+    """What the shop kept of one order, whatever its status: charged − refunded, ≥ 0."""
+    return max(order.total_charged - order.total_refunded, ZERO)  # type: ignore[no-any-return]
+
+
 def order_figures(orders: Iterable[Any]) -> tuple[dict[str, Any], dict[str, _CurrencyFigures]]:
-    """What a profile's placed orders make of its figures (all but the checkouts' part):
-    the profile's column values, and the figures per currency behind its totals. The
-    orders are ORM rows or any objects with their attributes (the import reads rows)."""
+    """What a profile's orders make of its figures (all but the checkouts' part): the
+    profile's column values, and the figures per currency behind its totals. The orders
+    are ORM rows or any objects with their attributes (the import reads rows); drafts and
+    expired ones may be among them (they only count for the money kept, if any)."""
     per_currency: dict[str, _CurrencyFigures] = defaultdict(_CurrencyFigures)
     active_dates: list[datetime] = []
     cancelled = refunded = 0
     for order in orders:
+        kept = money_kept(order)
+        active = order.status not in NOT_PLACED and order.status != "CANCELED"
+        if kept > 0 or active:  # a currency with nothing kept nor bought has no figures
+            per_currency[order.currency].spent += kept
+        if order.status in NOT_PLACED:
+            continue
         if order.total_refunded > 0:
             refunded += 1
-        if order.status == "CANCELED":
+        if not active:
             cancelled += 1
             continue
         figures = per_currency[order.currency]
         figures.orders += 1
-        figures.spent += max(order.total_charged - order.total_refunded, ZERO)
         active_dates.append(order.placed_at)
         if is_paid(order):
             figures.paid += 1
@@ -128,8 +140,8 @@ def order_figures(orders: Iterable[Any]) -> tuple[dict[str, Any], dict[str, _Cur
 
 
 def latest_order_channel(orders: Iterable[Any]) -> str | None:
-    """The channel of the latest order (by placement, then id) that names one."""
-    ordered = [o for o in orders if o.channel_slug]
+    """The channel of the latest placed order (by placement, then id) that names one."""
+    ordered = [o for o in orders if o.channel_slug and o.status not in NOT_PLACED]
     if not ordered:
         return None
     return str(max(ordered, key=lambda o: (o.placed_at, o.id)).channel_slug)
