@@ -234,6 +234,7 @@ async def test_list_statement_count_does_not_grow_with_the_page(
 ) -> None:
     query = """query($n: Int!) { customers(first: $n) { edges { node {
       email tags consent { email } segments { segment { slug } why }
+      spentByCurrency { amount currency } averageCheckByCurrency { amount currency }
       orders(first: 2) { edges { node { number lines { sku } } } }
       timeline(first: 2) { edges { node { kind } } } } } } }"""
     for n in range(6):

@@ -24,7 +24,7 @@ from plugin.commerce.models import Checkout, Order, OrderLine
 from plugin.messaging.models import Message
 from plugin.notes.models import Note
 from plugin.predictions.models import PredictionModel
-from plugin.profiles.models import Identity, Profile, ProfileTag
+from plugin.profiles.models import Identity, Profile, ProfileTag, ProfileTotal
 from plugin.scoring.formula import factor_expressions
 from plugin.scoring.service import Factor, shop_inputs
 from plugin.scoring.weights import FACTORS
@@ -129,6 +129,15 @@ _IDENTITIES = (
     .where(Identity.installation_id == _TENANT, Identity.profile_id.in_(_PARENTS))
     .order_by(Identity.id)
 )
+# A customer's money per currency, the main currency first (most orders, then most money,
+# then the code: `plugin.profiles.aggregates.order_figures`' choice).
+_TOTALS = (
+    select(ProfileTotal)
+    .where(ProfileTotal.installation_id == _TENANT, ProfileTotal.profile_id.in_(_PARENTS))
+    .order_by(
+        ProfileTotal.orders_count.desc(), ProfileTotal.total_spent.desc(), ProfileTotal.currency
+    )
+)
 _NOTES = (
     select(Note)
     .where(Note.installation_id == _TENANT, Note.profile_id.in_(_PARENTS))
@@ -156,6 +165,7 @@ class Loaders:
         self.tags = DataLoader[int, list[str]](load_fn=self._tags)
         self.identities = DataLoader[int, list[Identity]](load_fn=self._identities)
         self.notes = DataLoader[int, list[Note]](load_fn=self._notes)
+        self.totals = DataLoader[int, list[ProfileTotal]](load_fn=self._totals)
         self.memberships = DataLoader[int, list[tuple[Segment, datetime]]](
             load_fn=self._memberships
         )
@@ -197,6 +207,10 @@ class Loaders:
     async def _identities(self, keys: list[int]) -> list[list[Identity]]:
         identities = await self.ctx.scalars(_IDENTITIES, self._params(keys))
         return _by_parent(keys, [(i.profile_id, i) for i in identities])
+
+    async def _totals(self, keys: list[int]) -> list[list[ProfileTotal]]:
+        totals = await self.ctx.scalars(_TOTALS, self._params(keys))
+        return _by_parent(keys, [(t.profile_id, t) for t in totals])
 
     async def _notes(self, keys: list[int]) -> list[list[Note]]:
         notes = await self.ctx.scalars(_NOTES, self._params(keys))

@@ -165,6 +165,10 @@ class SourceRevenue:
     source: str | None = strawberry.field(description="Null: orders without a UTM source.")
     medium: str | None
     campaign: str | None
+    currency: str = strawberry.field(
+        description="One row per source and currency: the money of two currencies is never "
+        "added up."
+    )
     orders: int
     customers: int
     revenue: Money
@@ -175,6 +179,7 @@ class SourceRevenue:
             source=row.source,
             medium=row.medium,
             campaign=row.campaign,
+            currency=row.currency,
             orders=row.orders,
             customers=row.customers,
             revenue=_sure(row.revenue, row.currency),
@@ -184,6 +189,7 @@ class SourceRevenue:
 @strawberry.type(description="Lifetime value of the customers of one first-touch source.")
 class SourceLtv:
     source: str | None
+    currency: str = strawberry.field(description="One row per source and currency.")
     customers: int
     revenue: Money
     ltv: Money | None
@@ -192,6 +198,7 @@ class SourceLtv:
     def of(cls, row: revenue_report.SourceLtv) -> SourceLtv:
         return cls(
             source=row.source,
+            currency=row.currency,
             customers=row.customers,
             revenue=_sure(row.revenue, row.currency),
             ltv=_money(row.ltv, row.currency),

@@ -171,8 +171,13 @@ class Customer:
     country: str | None
     orders_count: int
     paid_orders_count: int
-    total_spent: Money | None
-    average_order_value: Money | None
+    total_spent: Money | None = strawberry.field(
+        description="Money kept in the customer's main currency (most orders); a customer "
+        "who paid in several currencies has every one in `spentByCurrency`."
+    )
+    average_order_value: Money | None = strawberry.field(
+        description="Average check in the main currency; see `averageCheckByCurrency`."
+    )
     first_order_at: datetime | None
     last_order_at: datetime | None
     average_days_between_orders: float | None
@@ -224,6 +229,27 @@ class Customer:
             else None,
             created_at=p.created_at,
         )
+
+    @api_field(
+        "Money the shop kept from the customer, one entry per currency they bought in "
+        "(Σ charged − refunded over every order, cancelled ones included), the main "
+        "currency first. Never added across currencies."
+    )
+    async def spent_by_currency(self, info: Info) -> list[Money]:
+        totals = await info.context.loaders.totals.load(self.profile.id)
+        return [Money(amount=t.total_spent, currency=t.currency) for t in totals]
+
+    @api_field(
+        "Average check per currency (paid orders' totals ÷ paid orders), the main "
+        "currency first; currencies without a paid order are left out."
+    )
+    async def average_check_by_currency(self, info: Info) -> list[Money]:
+        totals = await info.context.loaders.totals.load(self.profile.id)
+        return [
+            Money(amount=t.average_order_value, currency=t.currency)
+            for t in totals
+            if t.paid_orders_count > 0
+        ]
 
     @api_field("Why the score is what it is: each factor, its weight and its points.")
     async def score_factors(self, info: Info) -> list[ScoreFactor]:
