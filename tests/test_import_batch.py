@@ -62,8 +62,8 @@ def history(seed: int = 8) -> tuple[FakeShop, list[dict[str, list[JSON]]]]:
     """A shop's history listed twice (before and after a round of changes), with the
     cases that matter: guests, registered buyers, repeat orders, two currencies, carts
     completed into orders with UTM tags, consent in metadata, a phone-only buyer, an
-    e-mail used by two accounts, and a guest who registers under another address and
-    then orders with both (a merge)."""
+    e-mail used by two accounts, gifts (an account ordering under another's e-mail), and
+    an account that takes a guest's address as its own (a merge)."""
     rng = random.Random(seed)
     shop = FakeShop()
     users = []
@@ -77,7 +77,7 @@ def history(seed: int = 8) -> tuple[FakeShop, list[dict[str, list[JSON]]]]:
             metadata=metadata,
         )
         users.append(shop.user_id(f"buyer{n}@example.com"))
-    shop.create_order(email="ghost@example.com", lines=LINES)  # becomes buyer29's 2nd address
+    shop.create_order(email="ghost@example.com", lines=LINES)  # becomes buyer29's address
     for n in range(12):
         shop.create_checkout(
             user_id=users[n] if n % 2 else None,
@@ -100,8 +100,8 @@ def history(seed: int = 8) -> tuple[FakeShop, list[dict[str, list[JSON]]]]:
         else:
             shop.create_order(lines=LINES[:1], phone="+12025550142", country="US")
     shop.currency = "USD"
-    # The same address on two accounts (never merged) and a guest address joined to an
-    # account by an order naming both (merged).
+    # Gifts: accounts ordering under another's e-mail, a customer's and a guest's (the
+    # orders go to them, the accounts are never merged).
     shop.create_order(user_id=users[1], email="buyer2@example.com", lines=LINES)
     shop.create_order(user_id=users[29], email="ghost@example.com", lines=LINES)
     first = {field: listed(shop, field) for field in RESOURCES} | {"checkouts": carts}
@@ -112,6 +112,8 @@ def history(seed: int = 8) -> tuple[FakeShop, list[dict[str, list[JSON]]]]:
         shop.cancel_order(order_id)
     shop.refund_order(orders[0])
     shop.update_customer(users[4], first_name="Renamed")
+    # The guest's address becomes buyer29's own: its profile and the account's are merged.
+    shop.update_customer(users[29], email="ghost@example.com")
     second = {field: listed(shop, field) for field in RESOURCES}
     # The first listing again: every snapshot in it is older than what is stored.
     return shop, [first, second, first]
@@ -272,6 +274,7 @@ async def test_set_based_fold_writes_what_the_webhook_folds_write(db: Database) 
     ghost = [k for k in by_batch["profiles"] if "email:ghost@example.com" in k]
     assert len(ghost) == 1
     assert any(v.startswith("saleor_user:") for v in ghost[0])
+    assert any(key[0] == "merge" for key in by_batch["timeline"])  # the guest's and the account's
     shared = [k for k in by_batch["profiles"] if "email:buyer2@example.com" in k]
     assert len(shared) == 1
     consenting = [i for i in by_batch["identities"] if i[3] == "granted"]

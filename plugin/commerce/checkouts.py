@@ -13,7 +13,7 @@ from plugin.commerce.orders import SOURCE_COLUMNS, checkout_keys
 from plugin.kit.money import format_money
 from plugin.profiles.contacts import claims_for, language, location_fields, name_fields
 from plugin.profiles.fields import apply_fields, apply_source
-from plugin.profiles.identity import resolve
+from plugin.profiles.identity import buyer_fields, placed_by, resolve, with_placed_by
 from plugin.profiles.models import Profile
 from plugin.profiles.suppression import person_contacts
 from plugin.saleor.payloads import (
@@ -176,11 +176,12 @@ async def fold_checkout_event(
 
     if profile is None:
         return []
-    apply_fields(
-        profile, updated_at, checkout_profile_fields(data, claims.email, checkout.language)
-    )
+    fields = checkout_profile_fields(data, claims.email, checkout.language)
+    apply_fields(profile, updated_at, buyer_fields(fields, claims, profile))
     apply_source(profile, checkout.started_at, {n: getattr(checkout, n) for n in SOURCE_COLUMNS})
-    summary, entry = checkout_summary(event_type, data, checkout.currency)
+    summary, entry = with_placed_by(
+        *checkout_summary(event_type, data, checkout.currency), placed_by(claims, profile)
+    )
     await record(
         session,
         installation_id=installation_id,

@@ -19,7 +19,7 @@ from plugin.profiles.contacts import (
     name_fields,
 )
 from plugin.profiles.fields import apply_fields, apply_source
-from plugin.profiles.identity import resolve
+from plugin.profiles.identity import buyer_fields, placed_by, resolve, with_placed_by
 from plugin.profiles.models import Profile
 from plugin.profiles.suppression import person_contacts
 from plugin.saleor.payloads import (
@@ -240,9 +240,15 @@ async def fold_order_event(
     if profile is not None:
         # What the buyer typed is a statement as of placing the order: later status
         # changes (updatedAt) must not make an old e-mail or name look new.
-        apply_fields(profile, order.placed_at, order_profile_fields(data, claims.email))
+        fields = buyer_fields(order_profile_fields(data, claims.email), claims, profile)
+        apply_fields(profile, order.placed_at, fields)
         apply_source(profile, order.placed_at, {n: getattr(order, n) for n in SOURCE_COLUMNS})
         number = order.number or saleor_id
+        summary, entry = with_placed_by(
+            order_summary(event_type, number, data, order.currency),
+            order_entry_data(order.number, data, order.currency),
+            placed_by(claims, profile),
+        )
         await record(
             session,
             installation_id=installation_id,
@@ -251,8 +257,8 @@ async def fold_order_event(
             occurred_at=issued_at,
             subject_type="order",
             subject_id=saleor_id,
-            summary=order_summary(event_type, number, data, order.currency),
-            data=order_entry_data(order.number, data, order.currency),
+            summary=summary,
+            data=entry,
             dedup_key=f"{event_type}:{saleor_id}:{issued_at.isoformat()}",
         )
         touched.append(profile)

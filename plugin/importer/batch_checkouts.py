@@ -27,6 +27,7 @@ from plugin.importer.items import Item, dedup_key, first_duplicate
 from plugin.importer.people import PURCHASE_COLUMNS, NeedsMerge, PageIdentities, PageWrites, Person
 from plugin.importer.timeline import entry
 from plugin.profiles.fields import apply_fields, apply_source
+from plugin.profiles.identity import buyer_fields, placed_by, with_placed_by
 from plugin.saleor.payloads import parse_datetime
 from plugin.timeline.models import TimelineEntry
 
@@ -110,6 +111,7 @@ async def fold_checkouts(
             final |= {"state": CheckoutState.CONVERTED, "order_saleor_id": order_id}
         if person is not None:
             fields = checkout_profile_fields(item.node, item.claims.email, final["language"])
+            fields = buyer_fields(fields, item.claims, person)
             apply_fields(person.as_profile(), item.updated_at, fields)
             apply_source(
                 person.as_profile(), final["started_at"], {c: final[c] for c in SOURCE_COLUMNS}
@@ -145,7 +147,10 @@ async def _write(
                 kept.append(row)
         if pid is not None:
             touched.add(pid)
-            summary, data = checkout_summary(EVENT, item.node, final["currency"])
+            summary, data = with_placed_by(
+                *checkout_summary(EVENT, item.node, final["currency"]),
+                placed_by(item.claims, person),
+            )
             entries.append(
                 entry(
                     installation_id,

@@ -32,6 +32,7 @@ from plugin.importer.items import ORDER_CREATED, Item, dedup_key, first_duplicat
 from plugin.importer.people import PURCHASE_COLUMNS, NeedsMerge, PageIdentities, PageWrites, Person
 from plugin.importer.timeline import entry
 from plugin.profiles.fields import apply_fields, apply_source
+from plugin.profiles.identity import buyer_fields, placed_by, with_placed_by
 from plugin.timeline.models import TimelineEntry
 
 EVENT = ORDER_CREATED
@@ -114,6 +115,7 @@ async def fold_orders(
         final_of.append(final)
         if person is not None:
             fields = item.extra.get("fields") or order_profile_fields(item.node, item.claims.email)
+            fields = buyer_fields(fields, item.claims, person)
             apply_fields(person.as_profile(), final["placed_at"], fields)
             apply_source(
                 person.as_profile(), final["placed_at"], {c: final[c] for c in SOURCE_COLUMNS}
@@ -133,7 +135,7 @@ async def fold_orders(
 
 def _entry(
     installation_id: int,
-    profile_id: int,
+    person: Person,
     item: Item,
     values: dict[str, Any],
     final: dict[str, Any],
@@ -149,9 +151,11 @@ def _entry(
         number = final["number"] or item.saleor_id
         summary = order_summary(EVENT, number, item.node, final["currency"])
         data = order_entry_data(final["number"], item.node, final["currency"])
+    summary, data = with_placed_by(summary, data, placed_by(item.claims, person))
+    assert person.id is not None
     return entry(
         installation_id,
-        profile_id,
+        person.id,
         EVENT,
         item,
         subject_type="order",
@@ -204,7 +208,8 @@ async def _write(
                 touched.add(old.profile_id)
         if pid is not None:
             touched.add(pid)
-            entries.append(_entry(installation_id, pid, item, values, final, now))
+            assert person is not None
+            entries.append(_entry(installation_id, person, item, values, final, now))
     await write_with_lines(
         session, installation_id, Order, OrderLine, "order_id", (new_rows, new_lines), replaced
     )

@@ -22,7 +22,7 @@ from plugin.db.base import ZERO, utcnow
 from plugin.importer import pg_bulk
 from plugin.importer.bulk import any_of, insert_rows, update_rows
 from plugin.profiles.fields import PROFILE_FIELDS
-from plugin.profiles.identity import Claims
+from plugin.profiles.identity import Claims, buyer_claims, choose
 from plugin.profiles.models import Identity, IdentityKind, Profile
 
 SOURCE_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "referrer")
@@ -186,32 +186,23 @@ class PageIdentities:
         return self.owners.get((kind, value)) if value else None
 
     def resolve(self, claims: Claims) -> Person | NeedsMerge | None:
-        """`plugin.profiles.identity.resolve` against the page's map; None if anonymous."""
+        """`plugin.profiles.identity.resolve` against the page's map, deciding with the
+        same functions (`buyer_claims`, `choose`); None if anonymous."""
         if claims.empty:
             return None
         by_user = self._owner(IdentityKind.SALEOR_USER, claims.saleor_user_id)
         by_email = self._owner(IdentityKind.EMAIL, claims.email)
+        buyer = buyer_claims(claims, by_user, by_email)
+        if buyer is not claims:
+            claims, by_user = buyer, None
+            if claims.empty:
+                return None
         by_phone = None
         if not claims.saleor_user_id and not claims.email:
             by_phone = self._owner(IdentityKind.PHONE, claims.phone)
-        person = by_user
-        if by_email is not None:
-            if person is None:
-                moved = claims.saleor_user_id and by_email.saleor_user not in (
-                    None,
-                    claims.saleor_user_id,
-                )
-                person = None if moved else by_email
-            elif by_email is not person:
-                conflicting = bool(
-                    person.saleor_user
-                    and by_email.saleor_user
-                    and person.saleor_user != by_email.saleor_user
-                )
-                if not conflicting:
-                    return NEEDS_MERGE
-        if person is None:
-            person = by_phone
+        person, duplicate = choose(claims, by_user, by_email, by_phone)
+        if duplicate is not None:
+            return NEEDS_MERGE
         if person is None:
             person = Person(None, {}, self.columns)
             self.new_people.append(person)

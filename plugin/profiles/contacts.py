@@ -14,12 +14,20 @@ from plugin.saleor.payloads import (
 
 
 def claims_for(user: Any, email: Any, *addresses: Any) -> Claims:
-    user_id = user.get("id") if isinstance(user, dict) else None
-    normalised = normalise_email(email) or (
-        normalise_email(user.get("email")) if isinstance(user, dict) else None
-    )
+    """The keys of the person an object names: its Saleor `user` (who was logged in), the
+    `email` on it (the user's own when it has none) and the first address phone. Whether
+    the user is that person is `plugin.profiles.identity.buyer_claims`' call."""
+    account: dict[str, Any] = user if isinstance(user, dict) else {}
+    user_id = account.get("id") or None
+    own = normalise_email(account.get("email"))
     phone = next((p for p in (address_phone(a) for a in addresses) if p), None)
-    return Claims(saleor_user_id=user_id, email=normalised, phone=phone)
+    return Claims(
+        saleor_user_id=user_id,
+        email=normalise_email(email) or own,
+        phone=phone,
+        account_email=own if user_id else None,
+        staff=bool(user_id) and account.get("isStaff") is True,
+    )
 
 
 def _blank_to_none(value: Any) -> Any:

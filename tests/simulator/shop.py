@@ -224,6 +224,7 @@ class FakeShop:
             "lastName": last_name,
             "isActive": True,
             "isConfirmed": True,
+            "isStaff": False,
             "dateJoined": _iso(now),
             "updatedAt": _iso(now),
             "lastLogin": None,
@@ -236,6 +237,33 @@ class FakeShop:
             "metadata": _metadata(metadata),
         }
         return [self._emit("CustomerCreated", user=self.users[user_id])]
+
+    def create_staff(self, email: str, *, first_name: str = "", last_name: str = "") -> str:
+        """A staff account (`staffCreate`: Saleor sends STAFF_CREATED, which the app does
+        not subscribe to, so no event); its id. Staff can create checkouts while logged in;
+        Saleor's `customers` list shows them once they have an order."""
+        now = self.tick()
+        user_id = global_id("User", self._next())
+        self.users[user_id] = {
+            "id": user_id,
+            "email": email,
+            "firstName": first_name,
+            "lastName": last_name,
+            "isActive": True,
+            "isConfirmed": True,
+            "isStaff": True,
+            "dateJoined": _iso(now),
+            "updatedAt": _iso(now),
+            "lastLogin": None,
+            "languageCode": "EN_US",
+            "externalReference": None,
+            "note": None,
+            "defaultBillingAddress": None,
+            "defaultShippingAddress": None,
+            "addresses": [],
+            "metadata": [],
+        }
+        return user_id
 
     def user_id(self, email: str) -> str:
         for user in self.users.values():

@@ -25,7 +25,7 @@ from plugin.api.pagination import (
     page_size,
 )
 from plugin.api.types.customer import Customer
-from plugin.profiles.models import Profile, ProfileTag
+from plugin.profiles.models import Identity, IdentityKind, Profile, ProfileTag
 from plugin.segments.models import Segment, SegmentMembership
 
 MAX_SEARCH_LENGTH = 256
@@ -165,7 +165,9 @@ def conditions(
 class CustomerQueries:
     @api_field(
         "One customer by id, e-mail or Saleor user id (exactly one). Needs "
-        "MANAGE_USERS. Null when the shop has no such customer."
+        "MANAGE_USERS. Null when the shop has no such customer. An e-mail finds the "
+        "customer holding it, whichever of their addresses it is (a former one, one they "
+        "bought with as a guest)."
     )
     async def customer(
         self,
@@ -182,7 +184,17 @@ class CustomerQueries:
         if id is not None:
             statement = statement.where(Profile.id == from_global_id("Customer", id))
         elif email is not None:
-            statement = statement.where(Profile.email == email.strip().lower())
+            value = email.strip().lower()
+            holder = select(Identity.profile_id).where(
+                Identity.installation_id == viewer.installation_id,
+                Identity.kind == IdentityKind.EMAIL,
+                Identity.value == value,
+            )
+            # The address's holder first; a profile merely showing it (never merged because
+            # two Saleor accounts used it) after.
+            statement = statement.where(
+                or_(Profile.id.in_(holder), Profile.email == value)
+            ).order_by(Profile.id.not_in(holder))
         else:
             statement = statement.where(Profile.saleor_user_id == saleor_user_id)
         profile = await info.context.scalars(statement.order_by(Profile.id).limit(1))

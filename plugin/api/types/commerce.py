@@ -35,6 +35,12 @@ class OrderLine:
         )
 
 
+PLACED_BY = (
+    "The Saleor account logged in when it was made: the buyer's own, or — when it differs "
+    "from the customer's `saleorUserId` — who placed it for them (a staff member, a gift)."
+)
+
+
 @strawberry.type
 class Order:
     pk: strawberry.Private[int]
@@ -49,6 +55,8 @@ class Order:
     voucher_code: str | None
     placed_at: datetime
     source: Source | None
+    email: str | None = strawberry.field(description="The buyer's e-mail (`userEmail`).")
+    saleor_user_id: str | None = strawberry.field(description=PLACED_BY)
 
     @strawberry.field
     def id(self) -> strawberry.ID:
@@ -73,6 +81,8 @@ class Order:
             voucher_code=order.voucher_code,
             placed_at=order.placed_at,
             source=Source.of(order),
+            email=order.user_email,
+            saleor_user_id=order.saleor_user_id,
         )
 
 
@@ -88,6 +98,8 @@ class Checkout:
     started_at: datetime
     updated_at: datetime = strawberry.field(description="Saleor's time of the last change.")
     order_saleor_id: str | None
+    email: str | None = strawberry.field(description="The buyer's e-mail.")
+    saleor_user_id: str | None = strawberry.field(description=PLACED_BY)
 
     @strawberry.field
     def id(self) -> strawberry.ID:
@@ -106,4 +118,6 @@ class Checkout:
             started_at=checkout.started_at,
             updated_at=checkout.source_updated_at,
             order_saleor_id=checkout.order_saleor_id,
+            email=checkout.email,
+            saleor_user_id=checkout.saleor_user_id,
         )
