@@ -66,9 +66,9 @@ async def _fragment(app: RunningApp, name: str, headers: dict[str, str], **param
     return response.text
 
 
-def _figure(html: str, name: str) -> list[tuple[str, Decimal]]:
-    """The amounts (currency, value) shown in one `data-figure` of a card."""
-    found = re.search(rf'data-figure="{name}">(.*?)</dd>', html, re.DOTALL)
+def _figure(html: str, name: str, element: str = "dd") -> list[tuple[str, Decimal]]:
+    """The amounts (currency, value) shown in one `data-figure` of a card (of a list)."""
+    found = re.search(rf'data-figure="{name}">(.*?)</{element}>', html, re.DOTALL)
     assert found is not None, html
     return [
         (currency, Decimal(value))
@@ -118,6 +118,8 @@ async def test_card_and_widgets_show_every_currency(
     assert _figure(widget, "aov") == average
     order = await _fragment(app_server, "order_widget", headers, orderId=usd_order)
     assert _figure(order, "spent") == spent
+    listed = await _fragment(app_server, "customers", headers, search="ann@")
+    assert _figure(listed, "spent", "td") == spent
 
 
 async def test_overview_source_rows_say_their_currency(
