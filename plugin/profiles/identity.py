@@ -9,7 +9,10 @@ goes to the e-mail's profile, the user is recorded as "placed by" on the object 
 `saleor_user_id`) and on the timeline entry (`placed_by`), and nothing of the object
 touches the user's own profile. A staff account (`user.isStaff`) is never a customer key:
 its objects go by the e-mail on them only (a staff member buying for themselves is found
-by their e-mail, like a guest).
+by their e-mail, like a guest). An address nobody holds yet counts as someone else's: an
+account's former e-mail unknown to the CRM (an import from scratch) then gets its own
+profile — a split the account's history can live with, where taking it for the account's
+would merge a gift's recipient into the giver.
 
 Rules, in the order they are applied:
 1. The Saleor user id is the strongest key; the e-mail next to it joins that profile (for
