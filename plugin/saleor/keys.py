@@ -130,10 +130,10 @@ class SigningKeys:
                 started, task = shop.inflight
                 try:
                     return_value = await asyncio.shield(task)
-                except SaleorError as exc:
-                    if started >= arrived:
+                except SaleorError:
+                    if started >= arrived:  # the reason is logged where the fetch failed
                         raise KeysUnavailable(
-                            f"Saleor's signing keys could not be fetched: {exc.message}",
+                            "Saleor's signing keys could not be fetched.",
                             math.ceil(self.interval),
                         ) from None
                     continue
@@ -163,7 +163,15 @@ class SigningKeys:
         return max((1 - shop.tokens) * self.interval, 1.0)
 
     async def _fetch(self, shop: _Shop, installation: KnownInstallation, started: float) -> JWKS:
-        jwks = await self.fetch(installation)
+        try:
+            jwks = await self.fetch(installation)
+        except SaleorError as exc:
+            logger.warning(
+                "could not fetch Saleor's signing keys: %s",
+                exc.message,
+                extra={"installation_id": installation.id},
+            )
+            raise
         shop.last = (started, jwks)
         if jwks != installation.jwks:
             logger.info("Saleor's signing keys changed", extra={"installation_id": installation.id})

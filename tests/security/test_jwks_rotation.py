@@ -138,6 +138,7 @@ async def test_saleor_unreachable_during_a_rotation_answers_503_then_takes_the_r
     response = await saleor.adeliver(app_server.base_url, event)
     assert response.status_code == 503, response.text
     assert response.json()["error"]["code"] == "KEYS_UNAVAILABLE"
+    assert "500" not in response.json()["error"]["message"]
     assert await _inbox_count(db, installation_id) == 0
     saleor.jwks_available = True
     redelivered = await saleor.adeliver(app_server.base_url, event)
@@ -252,3 +253,19 @@ async def test_forged_kids_spend_the_budget_but_cannot_keep_a_real_key_out() -> 
         await cache.for_token(installation, keys.token(_random_kid()))
     assert await cache.for_token(installation, keys.token()) == keys.saleor.jwks()
     assert keys.fetches == 3  # ... is the one that let the real key in
+
+
+async def test_dashboard_page_during_an_unserved_rotation_says_retry_not_refused(
+    app_server: RunningApp, saleor: Any, installation_id: int
+) -> None:
+    saleor.rotate_key()
+    saleor.jwks_available = False
+    headers = staff_headers(saleor)
+    async with httpx.AsyncClient(base_url=app_server.base_url) as client:
+        page = await client.post(
+            "/dashboard/fragments/customers", json={"params": {}}, headers=headers
+        )
+    assert page.status_code == 503, page.text
+    assert "not accepted" not in page.text
+    assert "Reload the page in a few seconds" in page.text
+    assert "127.0.0.1" not in page.text  # how the fetch failed is logged, not shown
