@@ -279,7 +279,7 @@ class Importer:
     ) -> None:
         while True:
             try:
-                page = await pages.page(resource, cursor, size)
+                page = await pages.read(resource, cursor, size)
             except Exception as exc:  # handed to the folder, which ends the run with it
                 await queue.put(exc)
                 return
@@ -322,6 +322,8 @@ class Importer:
             prepared=[
                 item for page in read for item in (page.prepared or [None] * len(page.nodes))
             ],
+            partial=tuple(problem for page in read for problem in page.partial),
+            unreadable=tuple(problem for page in read for problem in page.unreadable),
         )
 
     async def _fold_page(
@@ -414,7 +416,9 @@ class Importer:
         seconds: float,
         failures: list[tuple[str, str]],
     ) -> Progress:
-        """Record the page (cursor, counts, failures) in the page's own transaction."""
+        """Record the page (cursor, counts, failures) in the page's own transaction. The
+        objects Saleor could not give whole are failures too: those read without a field
+        count as folded, those not read at all do not."""
         state = resource_state(run, resource.name)
         state["cursor"] = page.end_cursor if page.has_next else state.get("cursor")
         state["processed"] = int(state.get("processed") or 0) + len(page.nodes) - len(failures)
@@ -423,6 +427,7 @@ class Importer:
         state["finished"] = not page.has_next
         run.resources = {**(run.resources or {}), resource.name: state}
         run.busy_seconds += seconds
+        failures = [*page.unreadable, *page.partial, *failures]
         run.failed += len(failures)
         run.heartbeat_at = utcnow()
         snapshot = progress_of(run)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -22,6 +22,15 @@ import orjson
 
 from plugin.db.base import utcnow
 from plugin.importer.items import Item
+from plugin.importer.narrowing import (
+    MAX_FIELDS_LEFT_OUT,
+    PageErrors,
+    describe,
+    first_node_error,
+    ids_only,
+    node_error,
+    without_fields,
+)
 from plugin.saleor.client import SaleorError, load_query
 
 RETRIED_STATUSES = frozenset({429, 502, 503, 504})
@@ -54,6 +63,14 @@ class Page:
     total: int | None
     # The nodes read ahead of their fold (plugin.importer.items.prepare), one per node.
     prepared: list[Item | None] | None = None
+    # (object id, Saleor's message): objects read without a field Saleor could not give
+    # (they are folded), and objects Saleor could not give at all (not in `nodes`).
+    partial: tuple[tuple[str, str], ...] = ()
+    unreadable: tuple[tuple[str, str], ...] = ()
+
+
+def _object_id(node: Any) -> str:
+    return str(node.get("id") or "?") if isinstance(node, dict) else "?"
 
 
 class RateLimiter:
@@ -108,23 +125,90 @@ class SaleorPages:
         self.requests = 0
         self.throttled = 0
 
-    async def page(self, resource: Resource, after: str | None, first: int) -> Page:
+    async def page(
+        self, resource: Resource, after: str | None, first: int, document: str | None = None
+    ) -> Page:
+        """One page as Saleor gives it; `PageErrors` when Saleor's errors lost the list.
+        Errors inside objects of a list that came (a nullable field nulled) are kept as
+        those objects' `partial` reasons."""
         body = await self._post(
-            load_query(resource.query), {"first": min(first, MAX_PAGE_SIZE), "after": after}
+            document or load_query(resource.query),
+            {"first": min(first, MAX_PAGE_SIZE), "after": after},
         )
         connection = (body.get("data") or {}).get(resource.field)
-        errors = body.get("errors") or []
+        errors = [e for e in body.get("errors") or [] if isinstance(e, dict)]
         if not isinstance(connection, dict):
-            message = "; ".join(str(e.get("message")) for e in errors if isinstance(e, dict))
-            raise SaleorError("SALEOR_ERROR", f"Saleor returned no {resource.name}: {message}")
+            raise PageErrors(resource.name, errors)
         info = connection.get("pageInfo") or {}
-        nodes = [e["node"] for e in connection.get("edges") or [] if isinstance(e, dict)]
+        edges = [e for e in connection.get("edges") or [] if isinstance(e, dict)]
+        partial = []
+        for error in errors:
+            found = node_error(error, resource.field)
+            if found is not None and found.index < len(edges):
+                node = edges[found.index].get("node")
+                partial.append((_object_id(node), describe(resource.name, found)))
+        nodes = [e["node"] for e in edges]
         total = connection.get("totalCount")
         return Page(
             nodes=[n for n in nodes if isinstance(n, dict)],
             end_cursor=info.get("endCursor"),
             has_next=bool(info.get("hasNextPage")),
             total=int(total) if isinstance(total, int) else None,
+            partial=tuple(partial),
+        )
+
+    async def read(self, resource: Resource, after: str | None, first: int) -> Page:
+        """The next page after `after`, narrowed around what Saleor cannot give
+        (plugin/importer/narrowing.py): it may hold fewer objects than asked for, and
+        its cursor is right after the last object it handled."""
+        try:
+            return await self.page(resource, after, first)
+        except PageErrors as failed:
+            error = first_node_error(failed.errors, resource.field)
+            if first > 1 and (error is None or error.index > 0):
+                # The objects before the one that failed, or half the page when the
+                # error does not say which object it was.
+                size = error.index if error is not None and error.index < first else first // 2
+                return await self.read(resource, after, size)
+            return await self._alone(resource, after, failed)
+
+    async def _alone(self, resource: Resource, after: str | None, failed: PageErrors) -> Page:
+        """The one object after `after`: without each field Saleor fails on in turn,
+        else only its id (to go on after it, reported as unreadable)."""
+        document = load_query(resource.query)
+        left_out: set[tuple[str, ...]] = set()
+        reasons: list[str] = []
+        error = first_node_error(failed.errors, resource.field)
+        while error is not None and error.field and error.field not in left_out:
+            if len(left_out) >= MAX_FIELDS_LEFT_OUT:
+                break
+            left_out.add(error.field)
+            reasons.append(describe(resource.name, error))
+            try:
+                variant = without_fields(document, resource.field, frozenset(left_out))
+            except ValueError:  # nothing left to ask for
+                break
+            try:
+                page = await self.page(resource, after, 1, variant)
+            except PageErrors as again:
+                error = first_node_error(again.errors, resource.field)
+                continue
+            reason = "; ".join(reasons) + " (imported without it)"
+            return replace(
+                page, partial=tuple((_object_id(n), reason) for n in page.nodes) + page.partial
+            )
+        if error is not None and not error.field:
+            reasons.append(describe(resource.name, error))
+        if not reasons:
+            reasons = [f"Saleor could not give this object: {failed.message}"]
+        # A failure here too means the list itself fails: the run ends with the error.
+        page = await self.page(resource, after, 1, ids_only(document, resource.field))
+        return Page(
+            nodes=[],
+            end_cursor=page.end_cursor,
+            has_next=page.has_next,
+            total=page.total,
+            unreadable=tuple((_object_id(n), "; ".join(reasons)) for n in page.nodes),
         )
 
     async def _post(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
-from graphql import execute_sync, parse, validate
+from graphql import GraphQLEnumType, GraphQLSchema, execute_sync, parse, validate
 from graphql.error import GraphQLError
 from jwt.algorithms import RSAAlgorithm
 
@@ -52,6 +52,33 @@ def _b64url(data: bytes) -> str:
 
 def global_id(kind: str, ident: object) -> str:
     return base64.b64encode(f"{kind}:{ident}".encode()).decode()
+
+
+def _saleor_enums(schema: GraphQLSchema) -> GraphQLSchema:
+    """Saleor (graphql-core 2) words a value an enum cannot represent as `Expected a value
+    of type "OrderOriginEnum" but received: ` (the value, here empty), at the field's path;
+    a non-null field then nulls its parents up to the list, as graphql-core 3 does too.
+    Patched once per schema: validation, which the app's tests share, is untouched."""
+    for named in schema.type_map.values():
+        if not isinstance(named, GraphQLEnumType) or getattr(named, "saleor_words", False):
+            continue
+        # graphql-core 3.3 coerces output with `coerce_output_value`, 3.2 with `serialize`.
+        for method in ("coerce_output_value", "serialize"):
+            original = getattr(named, method, None)
+            if original is None:
+                continue
+
+            def coerce(value: Any, _original: Any = original, _name: str = named.name) -> Any:
+                try:
+                    return _original(value)
+                except GraphQLError:
+                    raise GraphQLError(
+                        f'Expected a value of type "{_name}" but received: {value}'
+                    ) from None
+
+            setattr(named, method, coerce)
+        named.saleor_words = True  # type: ignore[attr-defined]
+    return schema
 
 
 class _Key:
@@ -261,17 +288,29 @@ class SaleorSimulator:
         # Only the CRM's token holds the permissions the lists need.
         crm = known and self._tokens.get(token or "") is None
         result = execute_sync(
-            saleor_schema(),
+            _saleor_enums(saleor_schema()),
             document,
             root_value={"app": app, **(lists(self.shop) if crm else {})},
             variable_values=request.get("variables") or {},
         )
         answer: dict[str, Any] = {"data": result.data}
+        reported: list[dict[str, Any]] = [
+            # As Saleor words an error raised while executing: message, place, path.
+            {
+                "message": error.message,
+                "locations": [{"line": x.line, "column": x.column} for x in error.locations or []],
+                "path": error.path,
+                "extensions": {"exception": {"code": "GraphQLError"}},
+            }
+            for error in result.errors or []
+        ]
         if token and not known:
             # Saleor answers an unknown or inactive app token with a null `app`.
-            answer["errors"] = [
+            reported.append(
                 {"message": "Invalid token.", "extensions": {"exception": {"code": "InvalidToken"}}}
-            ]
+            )
+        if reported:
+            answer["errors"] = reported
         return 200, answer
 
     # -- what Saleor sends ---------------------------------------------------------------
