@@ -126,7 +126,10 @@ async def test_customer_story_over_http(
     assert kinds[0] == "checkout_created"
     assert kinds.count("order_created") == 3
     assert "customer_created" in kinds
-    assert "fulfillment_tracking_number_updated" in kinds
+    # One entry per shipment, showing its corrected tracking number (issue 15.7).
+    [shipped] = [entry for entry in timeline if entry.subject_type == "fulfillment"]
+    assert shipped.kind == "fulfillment_created"
+    assert shipped.summary.endswith("tracking 1Z999AA10123456785")
     times = [entry.occurred_at for entry in timeline]
     assert times == sorted(times)
     assert len(set((e.kind, e.subject_id, e.occurred_at) for e in timeline)) == len(timeline)

@@ -28,6 +28,7 @@ from plugin.saleor.payloads import (
     require_datetime,
     source_from_metadata,
 )
+from plugin.timeline.keys import entry_key
 from plugin.timeline.service import record
 
 EVENT_TITLES = {
@@ -192,6 +193,6 @@ async def fold_checkout_event(
         subject_id=saleor_id,
         summary=summary,
         data=entry,
-        dedup_key=f"{event_type}:{saleor_id}:{issued_at.isoformat()}",
+        dedup_key=entry_key(event_type, saleor_id, updated_at),
     )
     return [profile]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,15 +20,17 @@ from plugin.saleor.payloads import (
     require,
     require_datetime,
 )
+from plugin.timeline.keys import fulfillment_key
+from plugin.timeline.models import TimelineEntry
 from plugin.timeline.service import record
 from plugin.tracking.shipments import follow_fulfillment
 
-EVENT_TITLES = {
-    "fulfillment_created": "Shipped",
-    "fulfillment_approved": "Shipment approved",
-    "fulfillment_canceled": "Shipment cancelled",
-    "fulfillment_tracking_number_updated": "Tracking number updated",
-    "fulfillment_metadata_updated": "Shipment metadata updated",
+# The title of a fulfillment's entry by its newest status.
+STATUS_TITLES = {
+    "CANCELED": "Shipment cancelled",
+    "WAITING_FOR_APPROVAL": "Shipment awaiting approval",
+    "RETURNED": "Shipment returned",
+    "REFUNDED_AND_RETURNED": "Shipment returned",
 }
 
 
@@ -96,25 +100,73 @@ async def fold_fulfillment_event(
 
     if profile is None:
         return []
-    # The entry describes this event's own snapshot, not the newest stored state.
-    event_tracking = str(data.get("trackingNumber") or "")
-    tracking = f", tracking {event_tracking}" if event_tracking else ""
-    await record(
-        session,
-        installation_id=installation_id,
-        profile_id=profile.id,
-        kind=event_type,
-        occurred_at=issued_at,
-        subject_type="fulfillment",
-        subject_id=saleor_id,
-        summary=f"{EVENT_TITLES.get(event_type, 'Shipment')}: order #{order.get('number')}"
-        f"{tracking}",
-        data={
-            "order_id": order_saleor_id,
+    await _record_fulfillment(session, installation_id, profile.id, order, data, issued_at)
+    return [profile]
+
+
+def _fulfillment_entry(order: JSON, data: JSON) -> tuple[str, str, JSON]:
+    """Kind, summary and data of a fulfillment's one entry, from one snapshot of it."""
+    status = str(data.get("status") or "FULFILLED")
+    tracking = str(data.get("trackingNumber") or "")
+    kind = "fulfillment_canceled" if status == "CANCELED" else "fulfillment_created"
+    title = STATUS_TITLES.get(status, "Shipped")
+    summary = f"{title}: order #{order.get('number')}" + (
+        f", tracking {tracking}" if tracking else ""
+    )
+    return (
+        kind,
+        summary,
+        {
+            "order_id": str(order.get("id")),
             "order_number": order.get("number"),
             "status": data.get("status"),
             "tracking_number": data.get("trackingNumber"),
         },
-        dedup_key=f"{event_type}:{saleor_id}:{issued_at.isoformat()}",
     )
-    return [profile]
+
+
+async def _record_fulfillment(
+    session: AsyncSession,
+    installation_id: int,
+    profile_id: int,
+    order: JSON,
+    data: JSON,
+    issued_at: datetime,
+) -> None:
+    """One timeline entry per fulfillment (created, approved, tracking number set: one
+    shipment to the customer), written by its first event and brought up to date by the
+    newer ones (by `issuedAt`; fulfillments have no `updatedAt`). `data.events` lists the
+    events it stands for."""
+    saleor_id = str(data["id"])
+    kind, summary, values = _fulfillment_entry(order, data)
+    key = fulfillment_key(saleor_id)
+    entry = await session.scalar(
+        select(TimelineEntry).where(
+            TimelineEntry.installation_id == installation_id, TimelineEntry.dedup_key == key
+        )
+    )
+    event = {"at": issued_at.isoformat(), "status": values["status"]}
+    if entry is None:
+        await record(
+            session,
+            installation_id=installation_id,
+            profile_id=profile_id,
+            kind=kind,
+            occurred_at=issued_at,
+            subject_type="fulfillment",
+            subject_id=saleor_id,
+            summary=summary,
+            data={**values, "as_of": event["at"], "events": [event]},
+            dedup_key=key,
+        )
+        return
+    stored = dict(entry.data or {})
+    events = list(stored.get("events") or [])
+    if event not in events:
+        events.append(event)
+    as_of = parse_datetime(stored.get("as_of"))
+    if as_of is None or issued_at >= as_of:
+        entry.kind, entry.summary, entry.profile_id = kind, summary[:1024], profile_id
+        stored = {**values, "as_of": event["at"]}
+    entry.occurred_at = min(entry.occurred_at, issued_at)  # when it first happened
+    entry.data = {**stored, "events": sorted(events, key=lambda e: str(e["at"]))}

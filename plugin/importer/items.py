@@ -18,6 +18,7 @@ from plugin.profiles.contacts import claims_for
 from plugin.profiles.identity import Claims
 from plugin.profiles.suppression import Contact, ErasedKeys, erased_keys, person_contacts
 from plugin.saleor.payloads import JSON, PayloadError, parse_datetime, require, require_datetime
+from plugin.timeline.keys import entry_key
 
 ORDER_CREATED = "order_created"  # the event an imported order stands for
 
@@ -95,8 +96,8 @@ def prepare(resource: str, node: JSON, now: datetime, salt: str | None = None) -
 
 
 def dedup_key(event_type: str, item: Item) -> str:
-    """The timeline key the webhook of the same event would use."""
-    return f"{event_type}:{item.saleor_id}:{item.issued_at.isoformat()}"
+    """The timeline key the webhook of the same event uses (plugin/timeline/keys.py)."""
+    return entry_key(event_type, item.saleor_id, item.updated_at)
 
 
 def first_duplicate(items: Sequence[Item]) -> int:

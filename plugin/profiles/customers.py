@@ -20,6 +20,7 @@ from plugin.saleor.payloads import (
     require,
     require_datetime,
 )
+from plugin.timeline.keys import entry_key
 from plugin.timeline.service import record
 
 EVENT_TITLES = {
@@ -107,7 +108,7 @@ async def fold_customer_event(
         subject_id=str(user["id"]),
         summary=EVENT_TITLES.get(event_type, "Account event"),
         data={"email": claims.email},
-        dedup_key=f"{event_type}:{user['id']}:{issued_at.isoformat()}",
+        dedup_key=entry_key(event_type, str(user["id"]), updated_at),
     )
     if event_type == "customer_deleted":
         # Saleor deleted the account: the person's data goes with it (anonymous figures

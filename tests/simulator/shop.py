@@ -33,6 +33,7 @@ FAMILY_DOCUMENT = {
     "app": "app_events.graphql",
 }
 
+ISSUE_DELAY = timedelta(milliseconds=12.5)
 # (product name, SKU, category name, quantity, unit gross price)
 Line = tuple[str, str, str, int, float]
 JSON = dict[str, Any]
@@ -129,7 +130,9 @@ class FakeShop:
             "_" + c.lower() if c.isupper() and i else c.lower() for i, c in enumerate(typename)
         )
         family = event_type.split("_", 1)[0]
-        issued = self.now
+        # Saleor stamps `issuedAt` when it makes the payload, after saving the object: a
+        # few milliseconds after the object's `created` / `updatedAt`, never equal.
+        issued = self.now + ISSUE_DELAY
         root = {
             "event": {
                 "__typename": typename,
