@@ -177,6 +177,8 @@ _COLUMNS = (
     Profile.predicted_value_12m,
     Profile.predicted_next_order_at,
     Profile.updated_at,
+    Profile.first_order_at,
+    Profile.last_order_at,
 )
 
 
@@ -194,10 +196,10 @@ async def _rows(db: Database, installation_id: int) -> list[Any]:
 
 
 def _assert_sane(rows: list[Any], now: datetime) -> None:
-    for _, orders, p_alive, orders_12m, value, next_at, _ in rows:
+    for _, orders, p_alive, orders_12m, value, next_at, _, first, last in rows:
         if orders == 0:
             assert (p_alive, orders_12m, value, next_at) == (None, None, None, None)
-        elif orders == 1:
+        elif orders == 1 or last - first < timedelta(days=1):  # one purchase
             assert p_alive is None
             assert next_at is None
         else:
@@ -365,3 +367,38 @@ class TestExplanation:
         text = explain(self._profile(3, 100, 10, now), None, now)
         assert "fallback: The shop's model has not been fitted yet;" in text
         assert explain(Profile(orders_count=0), None, now) == "No orders yet: no prediction."
+
+    def test_orders_on_one_day_are_one_purchase(self) -> None:
+        """Two orders one second apart (a forgotten item) are no rhythm: no "next order
+        tomorrow", whether the shop's model is fitted or not (issue 15.7)."""
+        now = utcnow()
+        twice = Profile(
+            installation_id=1,
+            currency="EUR",
+            orders_count=2,
+            paid_orders_count=2,
+            total_spent=Decimal(80),
+            average_order_value=Decimal(40),
+            first_order_at=now - timedelta(days=3, seconds=1),
+            last_order_at=now - timedelta(days=3),
+        )
+        fallback = explanation(twice, None, now)
+        assert (fallback.p_alive, fallback.days_to_next, fallback.interval_days) == (
+            None,
+            None,
+            None,
+        )
+        assert fallback.text.startswith("Ordered 2 times on one day, 3 days ago;")
+        model = PredictionModel(
+            currency="EUR",
+            status="fitted",
+            customers=1234,
+            parameters={"method": "bgnbd", "r": 0.5, "alpha": 30.0, "a": 0.8, "b": 2.5},
+        )
+        fitted = explanation(twice, model, now)
+        assert (fitted.p_alive, fitted.days_to_next) == (None, None)
+        assert "too early to tell" in fitted.text
+        # Two days with orders are two purchases again.
+        apart = explanation(self._profile(2, 33, 3, now), None, now)
+        assert apart.interval_days == 30.0
+        assert apart.days_to_next is not None

@@ -59,11 +59,21 @@ def explanation(
     p_alive, orders_12m, value_12m, next_at = predict(shop, inputs, now).values(0)
     summary = summarise(inputs, now)
     since = int(summary.recency[0])
-    interval = round(float(summary.t_x[0]) / (orders - 1), 1) if orders > 1 else None
+    purchases = int(summary.purchases[0])  # days with orders, as the model counts them
+    interval = round(float(summary.t_x[0]) / (purchases - 1), 1) if purchases > 1 else None
     to_next = None if next_at is None else math.ceil((next_at - now).total_seconds() / DAY)
     currency = profile.currency
     text = _text(
-        shop, model, orders, since, interval, p_alive, to_next, orders_12m, value_12m, currency
+        shop,
+        model,
+        (orders, purchases),
+        since,
+        interval,
+        p_alive,
+        to_next,
+        orders_12m,
+        value_12m,
+        currency,
     )
     return Explanation(
         "fallback" if shop.fallback else "model",
@@ -90,7 +100,7 @@ def _percent(p: float | None) -> str:
 def _text(
     shop: ShopModel,
     model: PredictionModel | None,
-    orders: int,
+    counts: tuple[int, int],
     since: int,
     interval: float | None,
     p_alive: float | None,
@@ -99,11 +109,15 @@ def _text(
     value_12m: Decimal | None,
     currency: str,
 ) -> str:
-    history = (
-        f"Ordered once, {_days(since)}"
-        if orders == 1
-        else f"Ordered {orders} times, about every {interval or 0:.0f} days, last {_days(since)}"
-    )
+    orders, purchases = counts
+    if orders == 1:
+        history = f"Ordered once, {_days(since)}"
+    elif purchases == 1:  # every order on one day: one purchase for the model
+        history = f"Ordered {orders} times on one day, {_days(since)}"
+    else:
+        history = (
+            f"Ordered {orders} times, about every {interval or 0:.0f} days, last {_days(since)}"
+        )
     outlook = ""
     if orders_12m is not None and value_12m is not None:
         outlook = (
@@ -118,17 +132,17 @@ def _text(
             else "The shop's model has not been fitted yet; predictions come from each "
             "customer's own rhythm."
         )
-        if orders == 1:
-            return f"{history}; one order shows no rhythm yet, so no estimate. Fallback: {why}"
+        if purchases == 1:
+            return f"{history}; one purchase shows no rhythm yet, so no estimate. Fallback: {why}"
         return (
             f"{history}. At that rhythm the next order would come {when}; "
             f"{_percent(p_alive)} likely still active.{outlook} Rough estimate, fallback: {why}"
         )
     fitted = f" (Shop model fitted on {model.customers:,} customers.)" if model else ""
-    if orders == 1:
+    if purchases == 1:
         return (
             f"{history}: too early to tell whether they will come back. Customers with a "
-            f"single order that long ago order {orders_12m or 0:.1f} times in the next 12 "
+            f"single purchase that long ago order {orders_12m or 0:.1f} times in the next 12 "
             f"months on average, worth about {value_12m or 0:,.2f} {currency}.{fitted}"
         )
     return (

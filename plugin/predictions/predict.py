@@ -12,7 +12,11 @@ update (one profile), so both always write the same numbers.
   so p_alive = (1 − q)·e^(−d/I) / ((1 − q)·e^(−d/I) + q) for d days of silence;
   orders = p_alive × 365 / I; value = orders × average check; next order = the first
   date last + k·I (k ≥ 1) not before now.
-- One-order customers get no p_alive and no next date (one order shows no rhythm, and
+- Orders less than a day apart are one purchase (a second order placed minutes after the
+  first is a forgotten item, not a rhythm): a customer counts at most one purchase per day
+  from their first to their last order, min(orders, ⌊last − first in days⌋ + 1), so two
+  orders one second apart are one purchase, not "next order tomorrow".
+- One-purchase customers get no p_alive and no next date (one order shows no rhythm, and
   BG/NBD would call them active for ever); under a fitted model they still get expected
   orders and value. Customers with no order get nothing.
 """
@@ -155,10 +159,12 @@ class Predictions:
 
 @dataclass(frozen=True)
 class Summary:
-    """The model's view of each customer, in days: x repeat orders, t_x first to last
-    order, T first order to now, and the days since the last order."""
+    """The model's view of each customer, in days: x repeat purchases, t_x first to last
+    order, T first order to now, and the days since the last order. A purchase is a day
+    with orders (see the module's doc): `purchases` = x + 1 for buyers."""
 
     buyer: NDArray[np.bool_]
+    purchases: Array
     x: Array
     t_x: Array
     T: Array
@@ -176,7 +182,9 @@ def summarise(inputs: Inputs, now: datetime) -> Summary:
     # Guard against clocks: T ≥ t_x ≥ 0 and T > 0.
     T = np.maximum((now_ts - np.where(buyer, inputs.first_ts, now_ts)) / DAY, 1e-6)
     t_x = (np.where(buyer, inputs.last_ts, 0.0) - np.where(buyer, inputs.first_ts, 0.0)) / DAY
-    return Summary(buyer, np.where(buyer, orders - 1.0, 0.0), np.clip(t_x, 0.0, T), T)
+    t_x = np.clip(t_x, 0.0, T)
+    purchases = np.where(buyer, np.minimum(orders, np.floor(t_x) + 1.0), 0.0)
+    return Summary(buyer, purchases, np.where(buyer, purchases - 1.0, 0.0), t_x, T)
 
 
 def predict(model: ShopModel, inputs: Inputs, now: datetime) -> Predictions:
@@ -184,7 +192,8 @@ def predict(model: ShopModel, inputs: Inputs, now: datetime) -> Predictions:
     orders = inputs.orders
     summary = summarise(inputs, now)
     buyer, x, t_x, T, recency = summary.buyer, summary.x, summary.t_x, summary.T, summary.recency
-    repeat = buyer & (orders >= MIN_ORDERS)
+    purchases = summary.purchases
+    repeat = buyer & (purchases >= MIN_ORDERS)
     check = np.where(
         (inputs.paid > 0) & (inputs.average_check > 0),
         inputs.average_check,
@@ -192,8 +201,8 @@ def predict(model: ShopModel, inputs: Inputs, now: datetime) -> Predictions:
     )
     nan = np.full_like(orders, np.nan)
     if model.purchases is None:
-        interval = np.maximum(t_x / np.maximum(orders - 1.0, 1.0), 1.0)
-        q = 1.0 / (orders + 1.0)
+        interval = np.maximum(t_x / np.maximum(purchases - 1.0, 1.0), 1.0)
+        q = 1.0 / (purchases + 1.0)
         silence = np.exp(-recency / interval)
         alive = (1 - q) * silence / ((1 - q) * silence + q)
         expected = alive * HORIZON_DAYS / interval
