@@ -35,3 +35,12 @@ async def stop_installation(session: AsyncSession, installation_id: int) -> None
         logger.info("import cancelled by uninstall", extra={"installation_id": installation_id})
     for _name, hook in sorted(_HOOKS.items()):
         await hook(session, installation_id)
+    # The one line that says a shop left (a JSON line with both fields, plugin/ops/logging).
+    logger.info(
+        "app uninstalled",
+        extra={
+            "installation_id": installation_id,
+            "event": "app_deleted",
+            "imports_cancelled": cancelled,
+        },
+    )
