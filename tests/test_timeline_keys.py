@@ -153,10 +153,10 @@ async def test_a_fulfillment_has_one_entry_brought_up_to_date(db: Database) -> N
 
     await _fold(db, installation_id, shop.cancel_fulfillment(fulfillment_id))
     async with db.session() as session:
-        entry = await session.get(TimelineEntry, entry.id)
-    assert entry is not None
-    assert entry.kind == "fulfillment_canceled"
-    assert entry.summary.startswith("Shipment cancelled")
+        cancelled = await session.get(TimelineEntry, entry.id)
+    assert cancelled is not None
+    assert cancelled.kind == "fulfillment_canceled"
+    assert cancelled.summary.startswith("Shipment cancelled")
 
 
 async def test_the_migration_merges_entries_written_under_the_old_keys(db: Database) -> None:
@@ -216,9 +216,7 @@ async def test_the_migration_merges_entries_written_under_the_old_keys(db: Datab
     keys = [(row.kind, row.dedup_key) for row in rows]
     assert keys[0] == ("fulfillment_created", "fulfillment:F1") or keys[0][0] == "order_created"
     by_kind = Counter(row.kind for row in rows)
-    assert by_kind == Counter(
-        {"order_created": 1, "order_updated": 2, "fulfillment_created": 1}
-    )
+    assert by_kind == Counter({"order_created": 1, "order_updated": 2, "fulfillment_created": 1})
     [created] = [row for row in rows if row.kind == "order_created"]
     assert created.dedup_key == "order_created:O1"
     [shipped] = [row for row in rows if row.subject_id == "F1"]
