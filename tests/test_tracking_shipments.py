@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from plugin.db.engine import Database
 from plugin.timeline.models import TimelineEntry
-from plugin.tracking.detection import detect, normalise_carrier
+from plugin.tracking.detection import Detected, detect, normalise_carrier
 from plugin.tracking.models import Shipment
 from plugin.tracking.statuses import Status
 from tests.conftest import RunningApp, eventually
@@ -26,9 +26,9 @@ def test_detection_order_of_clues() -> None:
     assert detect("RA644000001RU") == detect("RA644000001RU", default="aftership")
     assert detect("RA644000001RU").carrier == "russian_post"
     assert detect("RA644000001RU").source == "pattern"
-    assert detect("1106207236").carrier == "cdek"
+    assert detect("1106207236", country="RU").carrier == "cdek"
     assert detect("1Z999AA10123456784").carrier == "aftership"
-    assert detect("1Z999AA10123456784").source == "default"
+    assert detect("1Z999AA10123456784").source == "pattern"
     by_method = detect("1Z999AA10123456784", shipping_method="СДЭК до пункта выдачи")
     assert (by_method.carrier, by_method.source) == ("cdek", "shipping_method")
     by_meta = detect(
@@ -40,6 +40,22 @@ def test_detection_order_of_clues() -> None:
     # An unknown carrier name in metadata is no clue; the next one decides.
     assert detect("RA644000001RU", order_metadata={"carrier": "pigeon"}).source == "pattern"
     assert normalise_carrier("russian-post") == "russian_post"
+
+
+def test_a_bare_number_is_read_with_the_country_and_method_or_left_unknown() -> None:
+    """A US `1234567890` was guessed as CDEK (issue 15.7): ten digits are CDEK's only on
+    the way to a country CDEK serves; with no clue the carrier is `unknown`."""
+    assert detect("1234567890", country="US") == Detected("aftership", "unknown")
+    assert detect("1234567890") == Detected("aftership", "unknown")
+    assert detect("1234567890", country="kz") == Detected("cdek", "pattern")
+    assert detect("12345678901234", country="US").source == "unknown"
+    assert detect("12345678901234", country="RU") == Detected("russian_post", "pattern")
+    ups = detect("1234567890", country="US", shipping_method="UPS Ground")
+    assert ups == Detected("aftership", "shipping_method")
+    # Whole words only: "pickups" names no carrier.
+    assert detect("1234567890", country="US", shipping_method="Free pickups").source == "unknown"
+    assert detect("1234567890", country="US", shipping_method="СДЭК курьер").carrier == "cdek"
+    assert detect("EE123456785US").source == "pattern"  # a US postal item: the aggregator's
 
 
 async def _deliver(saleor: Any, app: RunningApp, events: list[Event]) -> None:
@@ -204,3 +220,31 @@ async def test_older_snapshots_change_nothing(db: Database) -> None:
     assert shipment is not None
     assert shipment.tracking_number == "NEW-2"
     assert shipment.source_updated_at == second.issued_at
+
+
+async def test_a_us_parcel_with_a_bare_number_asks_staff_for_the_carrier(
+    app_server: RunningApp, saleor: Any, installation_id: int, db: Database
+) -> None:
+    import httpx
+
+    from tests.api import ALL_PERMISSIONS, dashboard_headers
+
+    shop = FakeShop(now=FUTURE)
+    events = shop.create_order(email="ann@example.com", lines=LINES, city="Austin", country="US")
+    shipped = shop.fulfill(events[0].object_id, tracking_number="1234567890")
+    await _deliver(saleor, app_server, events + shipped)
+
+    async def created() -> Shipment | None:
+        return await _shipment(db, installation_id, shipped[0].object_id)
+
+    shipment = await eventually(created)
+    assert (shipment.carrier, shipment.carrier_source) == ("aftership", "unknown")
+    async with httpx.AsyncClient(base_url=app_server.base_url, timeout=30) as client:
+        page = await client.post(
+            "/dashboard/fragments/deliveries",
+            json={"params": {}},
+            headers=dashboard_headers(saleor, user_permissions=ALL_PERMISSIONS),
+        )
+    assert page.status_code == 200
+    assert "Unknown carrier, pick one" in page.text
+    assert "Cdek" not in page.text.split("<tbody>")[1].split("<select")[0]

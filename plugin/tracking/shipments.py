@@ -49,9 +49,11 @@ def _reset(shipment: Shipment, tracking_number: str, issued_at: datetime) -> Non
 
 
 def _detect(number: str, order: JSON, fulfillment_meta: dict[str, Any], default: str) -> Detected:
+    address = order.get("shippingAddress") or {}
     return detect(
         number,
         shipping_method=order.get("shippingMethodName"),
+        country=(address.get("country") or {}).get("code"),
         fulfillment_metadata=fulfillment_meta,
         order_metadata=metadata_dict(order.get("metadata")),
         default=default,

@@ -57,7 +57,8 @@ class Shipment:
     carrier: Carrier
     carrier_source: str = strawberry.field(
         description="How the carrier was chosen: staff, metadata, shipping_method, pattern, "
-        "default."
+        "or unknown — nothing pointed at a carrier (the parcel is tracked through the "
+        "aggregator meanwhile): unknown carrier, pick one with shipmentCarrierSet."
     )
     status: ShipmentStatus
     sub_status: str | None
