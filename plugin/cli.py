@@ -67,7 +67,7 @@ def migrate() -> None:
 
 @cli.command()
 @click.option("--host", help="Interface to listen on (default HOST, 0.0.0.0).")
-@click.option("--port", type=int, help="Port (default PORT, 8000).")
+@click.option("--port", type=int, help="Port (default PORT, 8080).")
 def serve(host: str | None, port: int | None) -> None:
     """Serve the app over HTTP (without REDIS_URL, jobs run inside it)."""
     import uvicorn

@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     host: str = "0.0.0.0"
-    port: int = 8000
+    port: int = 8080
     app_url: str = ""
     database_url: str = f"sqlite:///{DATA_DIR}/crm.sqlite3"
     redis_url: str = ""
