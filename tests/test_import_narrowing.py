@@ -167,3 +167,25 @@ async def test_an_object_saleor_gives_partly_is_imported_and_listed(
         [failure] = await failures_of(session, run_id)
     assert failure.object_id == ids[1]
     assert "shippingAddress.country" in failure.message
+
+
+async def test_an_object_failing_on_two_fields_is_read_without_both(
+    saleor: Any, db: Database, settings: Settings
+) -> None:
+    shop = history(customers=1, guest_orders=2)
+    ids = list(shop.orders)
+    shop.store_raw(ids[1], origin="", status="")
+    saleor.shop = shop
+    installation_id = await shop_installation(db, saleor, settings)
+    run_id = await queue_run(db, installation_id)
+
+    assert await run_import(db, settings, run_id) is ImportStatus.DONE
+
+    stored = await _stored_orders(db, installation_id)
+    assert sorted(stored) == sorted(ids)
+    async with db.session() as session:
+        [failure] = await failures_of(session, run_id)
+    assert failure.object_id == ids[1]
+    assert "OrderOriginEnum" in failure.message
+    assert "OrderStatus" in failure.message
+    assert failure.message.endswith("(imported without them)")

@@ -180,8 +180,8 @@ class SaleorPages:
         reasons: list[str] = []
         error = first_node_error(failed.errors, resource.field)
         while error is not None and error.field and error.field not in left_out:
-            if len(left_out) >= MAX_FIELDS_LEFT_OUT:
-                break
+            if len(left_out) >= MAX_FIELDS_LEFT_OUT or error.field == ("id",):
+                break  # an object without its id is no object to fold
             left_out.add(error.field)
             reasons.append(describe(resource.name, error))
             try:
@@ -193,11 +193,13 @@ class SaleorPages:
             except PageErrors as again:
                 error = first_node_error(again.errors, resource.field)
                 continue
-            reason = "; ".join(reasons) + " (imported without it)"
+            reason = "; ".join(reasons) + (
+                " (imported without it)" if len(reasons) == 1 else " (imported without them)"
+            )
             return replace(
                 page, partial=tuple((_object_id(n), reason) for n in page.nodes) + page.partial
             )
-        if error is not None and not error.field:
+        if error is not None and (not error.field or error.field not in left_out):
             reasons.append(describe(resource.name, error))
         if not reasons:
             reasons = [f"Saleor could not give this object: {failed.message}"]
