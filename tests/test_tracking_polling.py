@@ -251,7 +251,7 @@ async def test_pickup_point_reaches_the_timeline(
         await shop.account(
             "cdek", cdek.base_url, {"client_id": "cdek-id", "client_secret": "cdek-secret"}
         )
-        sid = await shop.ship("1106207299")
+        sid = await shop.ship("1106207299", country="RU", city="Kazan")  # CDEK by its shape
         cdek.set_statuses(
             "1106207299",
             [
@@ -338,7 +338,7 @@ async def test_429_holds_the_account_back_until_retry_after(
             max_concurrency=8,
             requests_per_second=1000,
         )
-        ids = [await shop.ship(f"55{n:08d}") for n in range(20)]
+        ids = [await shop.ship(f"55{n:08d}", country="RU") for n in range(20)]
         for n in range(20):
             cdek.set_statuses(
                 f"55{n:08d}", [("CREATED", "Создан", "2027-05-30T10:00:00+0300", "Москва")]
@@ -363,7 +363,7 @@ async def test_429_holds_the_account_back_until_retry_after(
             assert shipment.next_poll_at is not None
             assert shipment.next_poll_at >= FUTURE + timedelta(seconds=1)
         # Still blocked: a parcel due now is held back without a request.
-        late = await shop.ship("5599999999")
+        late = await shop.ship("5599999999", country="RU")
         sent = len(cdek.requests)
         await _round(db, http, FUTURE)
         assert len(cdek.requests) == sent
