@@ -9,7 +9,6 @@ and `data:` images only, no script, no request anywhere, framed by the app's pag
 
 from __future__ import annotations
 
-import json
 from urllib.parse import parse_qs
 
 from markupsafe import escape
@@ -19,8 +18,9 @@ from starlette.responses import HTMLResponse, Response
 from dashboard_extension.framing import dashboard_origins
 from dashboard_extension.graph import open_api, run
 from plugin.context import AppContext
+from plugin.kit.bodies import BadContentLength, BodyTooLarge, InvalidJson, parse_json, read_body
 
-MAX_BODY = 256 * 1024
+MAX_FORM_FIELDS = 20
 
 
 def policy(origins: list[str]) -> str:
@@ -49,15 +49,19 @@ def _message(text: str) -> str:
 
 async def template_html(request: Request) -> Response:
     ctx: AppContext = request.app.state.ctx
-    body = await request.body()
-    if len(body) > MAX_BODY:
+    try:
+        body = await read_body(request, ctx.settings.max_dashboard_body_bytes)
+        fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=MAX_FORM_FIELDS)
+    except BodyTooLarge:
         return _page(_message("The template is too large to preview."), 413, [])
-    form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+    except (BadContentLength, ValueError):
+        return _page(_message("The form could not be read."), 400, [])
+    form = {k: v[0] for k, v in fields.items()}
     api_url = form.get("saleorApiUrl", "")
     origins = await dashboard_origins(ctx, api_url)
     try:
-        contents = json.loads(form.get("contents") or "")
-    except ValueError:
+        contents = parse_json(form.get("contents") or "")
+    except InvalidJson:
         return _page(_message("The template is not valid JSON."), 400, origins)
     headers = {"authorization-bearer": form.get("token", ""), "saleor-api-url": api_url}
     api = await open_api(ctx, headers)

@@ -28,11 +28,11 @@ from dashboard_extension.preview import template_html
 from dashboard_extension.views import Call, Problem, link
 from plugin import __version__
 from plugin.context import AppContext
+from plugin.kit.bodies import BadContentLength, BodyTooLarge, InvalidJson, parse_json, read_body
 
 logger = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
-MAX_FRAGMENT_BODY = 64 * 1024
 templates = Environment(
     loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
 )
@@ -91,13 +91,13 @@ def shell(page: Page) -> Callable[[Request], Awaitable[Response]]:
     return view
 
 
-async def _params(request: Request) -> dict[str, str]:
-    body = await request.body()
-    if len(body) > MAX_FRAGMENT_BODY:
-        raise Problem(413, "Too much to send", "The request is too large.")
+async def _params(request: Request, limit: int) -> dict[str, str]:
     try:
-        payload = json.loads(body or b"{}")
-    except ValueError:
+        body = await read_body(request, limit)
+        payload = parse_json(body or b"{}")
+    except BodyTooLarge:
+        raise Problem(413, "Too much to send", "The request is too large.") from None
+    except (BadContentLength, InvalidJson):
         raise Problem(400, "Bad request", "The body must be JSON.") from None
     raw = payload.get("params") if isinstance(payload, dict) else None
     if not isinstance(raw, dict):
@@ -111,7 +111,7 @@ async def fragment(request: Request) -> Response:
     if view is None:
         return _problem(Problem(404, "No such page", "This page does not exist."))
     try:
-        params = await _params(request)
+        params = await _params(request, ctx.settings.max_dashboard_body_bytes)
     except Problem as problem:
         return _problem(problem)
     api = await open_api(ctx, request.headers)

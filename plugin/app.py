@@ -11,12 +11,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Mount
 
 from dashboard_extension import routes as dashboard_routes
 from plugin import __version__
 from plugin.api import routes as api_routes
 from plugin.context import AppContext
+from plugin.kit.bodies import CloseUnreadBodies
 from plugin.messaging import routes as messaging_routes
 from plugin.ops import routes as ops_routes
 from plugin.ops.logging import configure as configure_logging
@@ -73,6 +75,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             Mount("/static", app=dashboard_routes.static_files(), name="static"),
         ],
         lifespan=lifespan,
+        # A body left unread (refused, or over its limit) closes the connection.
+        middleware=[Middleware(CloseUnreadBodies)],
     )
     app.state.ctx = ctx
     return app

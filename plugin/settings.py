@@ -46,7 +46,17 @@ class Settings(BaseSettings):
     metrics_token: SecretStr = SecretStr("")
     log_level: str = "INFO"
 
+    # Request bodies (plugin.kit.bodies): larger ones get 413 while they stream in.
+    # Saleor's and the carriers' webhooks:
     max_webhook_body_bytes: int = 5 * 1024 * 1024
+    # `POST /graphql` (a query and its variables):
+    max_graphql_body_bytes: int = 256 * 1024
+    # `POST /api/register` (one token):
+    max_register_body_bytes: int = 64 * 1024
+    # The dashboard's fragment and template-preview posts:
+    max_dashboard_body_bytes: int = 256 * 1024
+    # The unsubscribe and preference forms of the public `/l/…` links:
+    max_link_form_bytes: int = 16 * 1024
     sweep_interval_seconds: float = 30.0
     sweep_min_age_seconds: float = 20.0
     fold_max_attempts: int = 8

@@ -10,7 +10,6 @@ Answers (Saleor retries 5xx and time-outs, never 4xx):
 
 from __future__ import annotations
 
-import json
 import logging
 from functools import cache
 from typing import Any
@@ -21,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from plugin.context import AppContext
 from plugin.inbox import service as inbox
 from plugin.kit.after_commit import unit_of_work
+from plugin.kit.bodies import BadContentLength, BodyTooLarge, InvalidJson, parse_json, read_body
 from plugin.ops.logging import bind
 from plugin.ops.metrics import WEBHOOKS_RECEIVED, WEBHOOKS_REJECTED, one_of
 from plugin.saleor.directory import KnownInstallation
@@ -53,19 +53,12 @@ def known_events() -> frozenset[str]:
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise Rejection(400, "BAD_REQUEST", "Invalid Content-Length.")
-        if int(declared) > limit:
-            raise Rejection(413, "BODY_TOO_LARGE", f"Body larger than {limit} bytes.")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Rejection(413, "BODY_TOO_LARGE", f"Body larger than {limit} bytes.")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        return await read_body(request, limit)
+    except BodyTooLarge as exc:
+        raise Rejection(413, "BODY_TOO_LARGE", exc.message) from None
+    except BadContentLength as exc:
+        raise Rejection(400, "BAD_REQUEST", exc.message) from None
 
 
 def _header(request: Request, name: str) -> str:
@@ -75,9 +68,9 @@ def _header(request: Request, name: str) -> str:
 
 def _event_body(body: bytes) -> dict[str, Any]:
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Rejection(400, "INVALID_JSON", "Body is not valid JSON.") from exc
+        payload = parse_json(body)  # after the signature: a deep signed body is 400, not 503
+    except InvalidJson as exc:
+        raise Rejection(400, "INVALID_JSON", exc.message) from exc
     if not isinstance(payload, dict):
         raise Rejection(400, "INVALID_PAYLOAD", "Body must be a JSON object.")
     data = payload.get("data")

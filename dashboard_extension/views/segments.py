@@ -10,6 +10,7 @@ from dashboard_extension.charts import sparkline
 from dashboard_extension.graph import run
 from dashboard_extension.views import Call, Problem, Rendered, read
 from dashboard_extension.views.imports import duration
+from plugin.kit.bodies import parse_json
 from plugin.segments.fields import FIELDS, OPERATORS
 
 # Operators that take no value, and those that take a list or a [low, high] pair.
@@ -82,7 +83,7 @@ async def builder(call: Call) -> Rendered:
 async def preview(call: Call) -> Rendered:
     raw = call.param("rules") or ""
     try:
-        rules = json.loads(raw)
+        rules = parse_json(raw)
     except ValueError as error:
         return Rendered("fragments/segment_preview.html", {"error": f"Not JSON: {error}"})
     answer = await run(call.api, "segment_preview", {"rules": rules})

@@ -12,6 +12,7 @@ from typing import Any
 from dashboard_extension.graph import run
 from dashboard_extension.views import Call, Problem, Rendered, check, read
 from dashboard_extension.views.flows import CONFIGURATION
+from plugin.kit.bodies import parse_json
 
 STARTER: dict[str, Any] = {
     "": {
@@ -69,7 +70,7 @@ async def template_preview(call: Call) -> Rendered:
     """Subject and text of unsaved contents; a template error is shown in place."""
     raw = call.param("contents") or ""
     try:
-        contents = json.loads(raw)
+        contents = parse_json(raw)
     except ValueError as error:
         return Rendered("fragments/template_preview.html", {"error": f"Not JSON: {error}"})
     variables = {

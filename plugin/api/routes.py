@@ -6,7 +6,6 @@ Never a 500: request-level problems are 400/413 with a typed error, a database o
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,9 @@ from plugin.api.context import CURRENT, ApiContext
 from plugin.api.errors import ErrorCode, error_body, format_error
 from plugin.api.schema import schema
 from plugin.context import AppContext
+from plugin.kit.bodies import BadContentLength, BodyTooLarge, InvalidJson, parse_json, read_body
 
 logger = logging.getLogger(__name__)
-
-MAX_BODY_BYTES = 256 * 1024
 
 
 class BadRequest(Exception):
@@ -33,24 +31,21 @@ class BadRequest(Exception):
         self.status, self.message = status, message
 
 
-async def _body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise BadRequest(413, f"Request body larger than {MAX_BODY_BYTES} bytes.")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise BadRequest(413, f"Request body larger than {MAX_BODY_BYTES} bytes.")
-        chunks.append(chunk)
-    return b"".join(chunks)
+async def _body(request: Request, limit: int) -> bytes:
+    try:
+        return await read_body(request, limit)
+    except BodyTooLarge as exc:
+        raise BadRequest(413, exc.message) from None
+    except BadContentLength as exc:
+        raise BadRequest(400, exc.message) from None
 
 
 def _operation(body: bytes) -> tuple[str, dict[str, Any] | None, str | None]:
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest(400, "The body must be JSON: {query, variables, operationName}.") from None
+        payload = parse_json(body)
+    except InvalidJson as exc:
+        message = f"{exc.message} Send {{query, variables, operationName}}."
+        raise BadRequest(400, message) from None
     if not isinstance(payload, dict):
         raise BadRequest(400, "The body must be a JSON object.")
     query, variables, name = (
@@ -87,7 +82,9 @@ async def graphiql(request: Request) -> Response:
 async def graphql(request: Request) -> Response:
     app: AppContext = request.app.state.ctx
     try:
-        query, variables, name = _operation(await _body(request))
+        query, variables, name = _operation(
+            await _body(request, app.settings.max_graphql_body_bytes)
+        )
     except BadRequest as bad:
         return JSONResponse(
             error_body(ErrorCode.INVALID_INPUT, bad.message), status_code=bad.status

@@ -17,6 +17,7 @@ from starlette.routing import Route
 from plugin.context import AppContext
 from plugin.db.base import utcnow
 from plugin.kit.after_commit import unit_of_work
+from plugin.kit.bodies import BadContentLength, BodyTooLarge, read_body
 from plugin.messaging.consent import opted_out_topics, set_topic
 from plugin.messaging.links import Links
 from plugin.messaging.models import Channel, Flow, Message
@@ -24,8 +25,8 @@ from plugin.messaging.sending import links_for
 from plugin.profiles.models import Profile
 from plugin.timeline.service import record
 
+MAX_FORM_FIELDS = 100
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
-MAX_FORM_BYTES = 16_384
 _pages = Environment(autoescape=True)
 PAGE = _pages.from_string(
     """<!doctype html><html><head><meta charset="utf-8"><title>{{ title }}</title>
@@ -59,11 +60,25 @@ def _not_found() -> HTMLResponse:
     return _page(404, title="This link is not valid", note="It may have been cut or changed.")
 
 
+class FormRefused(Exception):
+    def __init__(self, status: int, note: str) -> None:
+        super().__init__(note)
+        self.status, self.note = status, note
+
+
 async def _form(request: Request) -> dict[str, list[str]]:
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        return {}
-    return parse_qs(body.decode("utf-8", "replace"))
+    """The posted form, read under `MAX_LINK_FORM_BYTES` (a form here is tiny)."""
+    try:
+        body = await read_body(request, _ctx(request).settings.max_link_form_bytes)
+        return parse_qs(body.decode("utf-8", "replace"), max_num_fields=MAX_FORM_FIELDS)
+    except BodyTooLarge:
+        raise FormRefused(413, "The form is too large.") from None
+    except (BadContentLength, ValueError):
+        raise FormRefused(400, "The form could not be read.") from None
+
+
+def _refused(refused: FormRefused) -> HTMLResponse:
+    return _page(refused.status, title="This form was not accepted", note=refused.note)
 
 
 async def _message(ctx: AppContext, links: Links, token: str, kind: str) -> Message | None:
@@ -87,7 +102,10 @@ async def unsubscribe(request: Request) -> Response:
             channel=message.channel.value,
             preferences_url=links.preferences(message.installation_id, message.profile_id),
         )
-    form = await _form(request)
+    try:
+        form = await _form(request)
+    except FormRefused as refused:
+        return _refused(refused)
     # RFC 8058 one-click (`List-Unsubscribe=One-Click`) means "no more of these lists":
     # every marketing message on this channel, as a mail client's button promises.
     one_click = "List-Unsubscribe" in form
@@ -117,6 +135,12 @@ async def preferences(request: Request) -> Response:
     values = links.read(request.path_params["token"], "p")
     if values is None or not isinstance(values.get("p"), int):
         return _not_found()
+    wanted: set[str] = set()
+    if request.method == "POST":  # read before the transaction: a slow body holds nothing
+        try:
+            wanted = set((await _form(request)).get("topic", []))
+        except FormRefused as refused:
+            return _refused(refused)
     async with unit_of_work(ctx.db) as session:
         profile = await session.get(Profile, values["p"])
         if profile is None or profile.installation_id != values.get("i"):
@@ -131,7 +155,6 @@ async def preferences(request: Request) -> Response:
             )
         )
         if request.method == "POST":
-            wanted = set((await _form(request)).get("topic", []))
             now = utcnow()
             for topic in topics:
                 await set_topic(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 from starlette.requests import Request
@@ -13,6 +12,7 @@ from plugin.analytics import rollups
 from plugin.context import AppContext
 from plugin.importer.service import start_import
 from plugin.kit.after_commit import unit_of_work
+from plugin.kit.bodies import BadContentLength, BodyTooLarge, InvalidJson, parse_json, read_body
 from plugin.saleor import installations
 from plugin.saleor.client import SaleorClient
 from plugin.saleor.egress import EgressRefused, Unresolvable
@@ -48,9 +48,11 @@ async def register(request: Request) -> Response:
     if not ctx.saleor_egress.allows(api_url):
         return _prohibited(api_url, "not allowed by ALLOWED_SALEOR_URLS")
     try:
-        body = json.loads(await request.body())
-    except ValueError:
-        return _error(400, "INVALID_JSON", "Body is not valid JSON.")
+        body = parse_json(await read_body(request, ctx.settings.max_register_body_bytes))
+    except BodyTooLarge as exc:
+        return _error(413, "BODY_TOO_LARGE", exc.message)
+    except (BadContentLength, InvalidJson) as exc:
+        return _error(400, "INVALID_JSON", exc.message)
     token = body.get("auth_token") if isinstance(body, dict) else None
     if not isinstance(token, str) or not token:
         return _error(400, "MISSING_AUTH_TOKEN", "Missing auth token.")

@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from plugin.context import AppContext
 from plugin.kit.after_commit import unit_of_work
+from plugin.kit.bodies import BadContentLength, BodyTooLarge, read_body
 from plugin.tracking import accounts
 from plugin.tracking import webhooks as carrier_webhooks
 from plugin.tracking.carriers.base import BadSignature, WebhookRejected
@@ -25,22 +26,15 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
-async def _body(request: Request, limit: int) -> bytes | None:
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def receive(request: Request) -> Response:
     ctx: AppContext = request.app.state.ctx
     key = request.path_params["key"]
-    body = await _body(request, ctx.settings.max_webhook_body_bytes)
-    if body is None:
-        return _error(413, "BODY_TOO_LARGE", "Body too large.")
+    try:
+        body = await read_body(request, ctx.settings.max_webhook_body_bytes)
+    except BodyTooLarge as exc:
+        return _error(413, "BODY_TOO_LARGE", exc.message)
+    except BadContentLength as exc:
+        return _error(400, "BAD_REQUEST", exc.message)
     secrets_box = accounts.box(ctx.settings.secret_key.get_secret_value())
     try:
         async with ctx.db.session() as session:

@@ -3,7 +3,6 @@ redelivery is a no-op), committed, then applied by a job."""
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ from plugin.db.engine import Database
 from plugin.db.locks import lock_installation
 from plugin.db.upsert import insert_ignore
 from plugin.kit.after_commit import enqueue_after_commit, unit_of_work
+from plugin.kit.bodies import parse_json
 from plugin.kit.crypto import SecretBox
 from plugin.tracking import alerts
 from plugin.tracking.accounts import adapter_for
@@ -152,7 +152,7 @@ async def pending_ids(session: AsyncSession, limit: int = 500) -> list[int]:
 def describe(body: bytes) -> str:
     """A short description of a rejected body for the log (never the whole body)."""
     try:
-        payload = json.loads(body)
+        payload = parse_json(body)
     except ValueError:
         return f"{len(body)} bytes, not JSON"
     return f"JSON with keys {sorted(payload)[:8]}" if isinstance(payload, dict) else "JSON"

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from plugin.kit.bodies import parse_json
 from plugin.tracking.carriers.base import (
     AccountConfig,
     BadSignature,
@@ -174,7 +175,7 @@ class AfterShipAdapter:
 
     def webhook_events(self, body: bytes) -> list[WebhookEvent]:
         try:
-            payload = json.loads(body)
+            payload = parse_json(body)
         except ValueError as exc:
             raise WebhookRejected("the body is not JSON") from exc
         if not isinstance(payload, dict) or not payload.get("event_id"):

@@ -8,13 +8,13 @@ the status itself is always read from the API.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
+from plugin.kit.bodies import parse_json
 from plugin.tracking.carriers.base import (
     AccountConfig,
     CarrierError,
@@ -191,7 +191,7 @@ class CdekAdapter:
 
     def webhook_events(self, body: bytes) -> list[WebhookEvent]:
         try:
-            payload = json.loads(body)
+            payload = parse_json(body)
         except ValueError as exc:
             raise WebhookRejected("the body is not JSON") from exc
         if not isinstance(payload, dict) or payload.get("type") != "ORDER_STATUS":
