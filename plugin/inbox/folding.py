@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 
+from sqlalchemy.exc import DataError, ProgrammingError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plugin.analytics import rollups as analytics_rollups
@@ -31,6 +32,37 @@ FOLDERS: dict[str, Folder] = {
     "customer": fold_customer_event,
     "app": fold_app_event,
 }
+
+
+# What a payload of the wrong shape raises in the folders (`'str' object has no attribute
+# 'get'`, a bad Decimal, …): the same body fails the same way every time.
+_SHAPE_ERRORS = (
+    AttributeError,
+    TypeError,
+    KeyError,
+    IndexError,
+    ValueError,
+    ArithmeticError,
+    RecursionError,
+)
+
+
+def is_payload_problem(exc: BaseException) -> bool:
+    """True when retrying cannot help: the payload (not the database or the network) is
+    at fault. A value of the wrong type may also be refused by the database: by its
+    driver before sending (a StatementError over a TypeError/ValueError) or by the server
+    as bad data or a mistyped comparison (DataError, ProgrammingError). Connection
+    losses, lock time-outs and conflicts (OperationalError, InterfaceError,
+    IntegrityError, OSError) stay transient."""
+    if isinstance(exc, _SHAPE_ERRORS):  # PayloadError is a ValueError
+        return True
+    if isinstance(exc, DataError | ProgrammingError):
+        return True
+    if isinstance(exc, StatementError):
+        orig = exc.orig
+        cause = orig.__cause__ if orig is not None else None
+        return isinstance(orig, _SHAPE_ERRORS) or isinstance(cause, _SHAPE_ERRORS)
+    return False
 
 
 async def apply_payload(

@@ -1,7 +1,8 @@
 """Storing verified events (before answering Saleor) and folding them (after the commit).
 
-Folding retries with backoff while the error looks transient; a payload the domain cannot
-fold (`PayloadError`) is marked failed at once. Failed events keep their error and can be
+Folding retries with backoff while the error looks transient (the database, the network);
+a payload the domain cannot fold (`PayloadError`, or values of the wrong type: see
+`is_payload_problem`) is marked failed at once. Failed events keep their error and can be
 replayed; the sweeper re-drives events that were stored but never folded (a crash, a
 Redis outage between commit and enqueue).
 """
@@ -22,13 +23,12 @@ from plugin.db.base import utcnow
 from plugin.db.engine import Database
 from plugin.db.locks import lock_installation
 from plugin.db.upsert import insert_ignore, insert_ignore_core
-from plugin.inbox.folding import apply_payload, fold_payload, refresh_derived
+from plugin.inbox.folding import apply_payload, fold_payload, is_payload_problem, refresh_derived
 from plugin.inbox.models import InboxEvent, InboxStatus
 from plugin.kit.after_commit import Job, dispatch, enqueue_after_commit, unit_of_work
 from plugin.ops.logging import bind
 from plugin.ops.metrics import FOLD_FAILURES, FOLD_LATENCY
 from plugin.profiles.models import Profile
-from plugin.saleor.payloads import PayloadError
 
 logger = logging.getLogger(__name__)
 
@@ -252,7 +252,7 @@ async def fold_pending(
 
 
 async def _record_failure(db: Database, event_id: int, exc: Exception, max_attempts: int) -> None:
-    permanent = isinstance(exc, PayloadError | json.JSONDecodeError | KeyError | TypeError)
+    permanent = is_payload_problem(exc)
     if permanent:
         logger.warning("event %s cannot be folded: %s", event_id, exc)
     else:
