@@ -21,7 +21,7 @@ from plugin.messaging.channels import Outgoing, Provider
 from plugin.messaging.config import provider_for, sender_of, shop_settings
 from plugin.messaging.models import Channel, MessageTemplate
 from plugin.messaging.sending import links_for
-from plugin.messaging.templates import Rendered, TemplateProblem, render
+from plugin.messaging.templates import Rendered, TemplateProblem, render_in_thread
 from plugin.profiles.models import Profile
 
 SAMPLE = Profile(
@@ -48,6 +48,28 @@ async def template_of(session: AsyncSession, installation_id: int, key: str) -> 
     return template
 
 
+async def preview_variables(
+    session: AsyncSession,
+    ctx: AppContext,
+    installation_id: int,
+    profile: Profile | None,
+    *,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The variables for this customer (their latest checkout and order when the caller
+    names none), with working preference links and no tracking."""
+    links = links_for(ctx)
+    who = profile or SAMPLE
+    stored = dict(extra or {})
+    if profile is not None:
+        stored.setdefault("checkout_id", await _latest(session, profile, "checkout"))
+        stored.setdefault("order_id", await _latest(session, profile, "order"))
+    variables = await template_vars.build(session, who, stored)
+    variables["unsubscribe_url"] = f"{links.base_url}/l/u/preview"
+    variables["preferences_url"] = links.preferences(installation_id, who.id)
+    return variables
+
+
 async def preview(
     session: AsyncSession,
     ctx: AppContext,
@@ -58,18 +80,11 @@ async def preview(
     language: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Rendered:
-    """Render `contents` for this customer (their latest checkout and order when the
-    caller names none), with working preference links and no tracking."""
-    links = links_for(ctx)
+    """Render `contents` for this customer (see `preview_variables`), in a worker thread
+    under the preview's budget."""
+    variables = await preview_variables(session, ctx, installation_id, profile, extra=extra)
     who = profile or SAMPLE
-    stored = dict(extra or {})
-    if profile is not None:
-        stored.setdefault("checkout_id", await _latest(session, profile, "checkout"))
-        stored.setdefault("order_id", await _latest(session, profile, "order"))
-    variables = await template_vars.build(session, who, stored)
-    variables["unsubscribe_url"] = f"{links.base_url}/l/u/preview"
-    variables["preferences_url"] = links.preferences(installation_id, who.id)
-    return render(contents, language or who.language, variables)
+    return await render_in_thread(contents, language or who.language, variables)
 
 
 async def _latest(session: AsyncSession, profile: Profile, kind: str) -> str | None:

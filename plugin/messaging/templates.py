@@ -2,24 +2,30 @@
 
 HTML parts autoescape; subjects and text parts do not (they are not HTML). Unknown
 variables are errors, so a template that cannot render fails its step visibly instead of
-sending a message with holes in it.
+sending a message with holes in it. Rendering has a budget of time and size, enforced
+while it runs (plugin.messaging.sandbox); the API renders in a worker thread so a slow
+template never holds the event loop.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
+import anyio.to_thread
 from jinja2 import StrictUndefined, Template, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
+
+from plugin.messaging.sandbox import WALL_SECONDS, BudgetedSandbox, BudgetExceeded, budget
 
 PARTS = ("subject", "html", "text")
 MAX_SOURCE = 200_000
 MAX_OUTPUT = 1_000_000
+# Wall-clock budget of an interactive preview (its CPU budget is the sandbox's).
+PREVIEW_WALL_SECONDS = 1.0
 
-_html_env = SandboxedEnvironment(autoescape=True, undefined=StrictUndefined)
-_text_env = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
+_html_env = BudgetedSandbox(autoescape=True, undefined=StrictUndefined)
+_text_env = BudgetedSandbox(autoescape=False, undefined=StrictUndefined)
 
 
 class TemplateProblem(ValueError):
@@ -39,7 +45,7 @@ class Rendered:
     locale: str
 
 
-def _env(part: str) -> SandboxedEnvironment:
+def _env(part: str) -> BudgetedSandbox:
     return _html_env if part == "html" else _text_env
 
 
@@ -71,6 +77,8 @@ def validate_contents(contents: Any, *, needs_subject: bool) -> dict[str, dict[s
                 raise TemplateProblem(
                     locale, part, f"{error}" + (f" (line {line})" if line else "")
                 ) from None
+            except RecursionError:
+                raise TemplateProblem(locale, part, "the template nests too deeply") from None
             kept[part] = source
         if not kept["text"] and not kept["html"]:
             raise TemplateProblem(locale, "text", "a message needs a text or an HTML part")
@@ -90,20 +98,54 @@ def pick_locale(contents: dict[str, Any], language: str | None) -> str:
     return ""
 
 
-def render(contents: dict[str, Any], language: str | None, variables: dict[str, Any]) -> Rendered:
+def _render_part(source: str, variables: dict[str, Any], where: tuple[str, str]) -> str:
+    """Streamed chunk by chunk: the output limit holds while the text is produced."""
+    chunks: list[str] = []
+    size = 0
+    for chunk in _compiled(where[1], source).generate(variables):
+        size += len(chunk)
+        if size > MAX_OUTPUT:
+            raise TemplateProblem(
+                *where, f"over budget: the output is longer than {MAX_OUTPUT:,} characters"
+            )
+        chunks.append(chunk)
+    return "".join(chunks)
+
+
+def render(
+    contents: dict[str, Any],
+    language: str | None,
+    variables: dict[str, Any],
+    *,
+    wall_seconds: float = WALL_SECONDS,
+) -> Rendered:
+    """Render one locale's parts under one budget; TemplateProblem says what failed (a
+    budget overrun says which: time, output size, or the operation that was too big)."""
     locale = pick_locale(contents, language)
     parts = contents[locale]
     out: dict[str, str] = {}
-    for part in PARTS:
-        source = parts.get(part) or ""
-        try:
-            text = _compiled(part, source).render(variables) if source else ""
-        except TemplateError as error:
-            raise TemplateProblem(locale, part, str(error)) from None
-        except Exception as error:  # a template may divide by zero, index a None …
-            raise TemplateProblem(locale, part, f"{type(error).__name__}: {error}") from None
-        if len(text) > MAX_OUTPUT:
-            raise TemplateProblem(locale, part, "the rendered text is too long")
-        out[part] = text
+    with budget(wall_seconds=wall_seconds):
+        for part in PARTS:
+            source = parts.get(part) or ""
+            try:
+                out[part] = _render_part(source, variables, (locale, part)) if source else ""
+            except TemplateProblem:
+                raise
+            except BudgetExceeded as exceeded:
+                raise TemplateProblem(locale, part, f"over budget: {exceeded}") from None
+            except TemplateError as error:
+                raise TemplateProblem(locale, part, str(error)) from None
+            except RecursionError:
+                raise TemplateProblem(locale, part, "the template nests too deeply") from None
+            except Exception as error:  # a template may divide by zero, index a None …
+                raise TemplateProblem(locale, part, f"{type(error).__name__}: {error}") from None
     subject = " ".join(out["subject"].split())
     return Rendered(subject=subject, html=out["html"], text=out["text"], locale=locale)
+
+
+async def render_in_thread(
+    contents: dict[str, Any], language: str | None, variables: dict[str, Any]
+) -> Rendered:
+    """`render` for a request: in a worker thread, under the preview's wall budget."""
+    work = partial(render, contents, language, variables, wall_seconds=PREVIEW_WALL_SECONDS)
+    return await anyio.to_thread.run_sync(work)

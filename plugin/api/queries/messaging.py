@@ -27,9 +27,9 @@ from plugin.api.types.messaging import (
 )
 from plugin.messaging import models
 from plugin.messaging.config import pacing_of, shop_settings
-from plugin.messaging.preview import preview, template_of
+from plugin.messaging.preview import preview_variables, template_of
 from plugin.messaging.stats import flow_stats
-from plugin.messaging.templates import TemplateProblem, validate_contents
+from plugin.messaging.templates import TemplateProblem, render_in_thread, validate_contents
 from plugin.profiles.models import Profile
 
 
@@ -161,7 +161,7 @@ class MessagingQueries:
             else None
         )
 
-        async def render(session: AsyncSession) -> RenderedMessage:
+        async def gather(session: AsyncSession) -> tuple[dict[str, Any], dict[str, Any], str]:
             try:
                 if key is not None:
                     raw: dict[str, Any] = (
@@ -169,18 +169,24 @@ class MessagingQueries:
                     ).contents
                 else:
                     raw = validate_contents(contents, needs_subject=False)
-                profile = None
-                if pk is not None:
-                    profile = await session.get(Profile, pk)
-                    if profile is None or profile.installation_id != viewer.installation_id:
-                        raise NotFound("No such customer.", field="customerId")
-                shown = await preview(
-                    session, ctx.app, viewer.installation_id, raw, profile, language=language
-                )
             except TemplateProblem as problem:
                 raise template_error(problem) from None
-            return RenderedMessage(
-                subject=shown.subject, html=shown.html, text=shown.text, locale=shown.locale
-            )
+            profile = None
+            if pk is not None:
+                profile = await session.get(Profile, pk)
+                if profile is None or profile.installation_id != viewer.installation_id:
+                    raise NotFound("No such customer.", field="customerId")
+            variables = await preview_variables(session, ctx.app, viewer.installation_id, profile)
+            # End the read before rendering: on SQLite a transaction holds the write lock,
+            # which every other request (and /healthz) would wait for during the render.
+            await session.commit()
+            return raw, variables, language or (profile.language if profile else None) or ""
 
-        return await ctx.run(render)
+        raw, variables, locale = await ctx.run(gather)
+        try:
+            shown = await render_in_thread(raw, locale or None, variables)
+        except TemplateProblem as problem:
+            raise template_error(problem) from None
+        return RenderedMessage(
+            subject=shown.subject, html=shown.html, text=shown.text, locale=shown.locale
+        )
