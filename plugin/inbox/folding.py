@@ -61,7 +61,12 @@ def is_payload_problem(exc: BaseException) -> bool:
     if isinstance(exc, StatementError):
         orig = exc.orig
         cause = orig.__cause__ if orig is not None else None
-        return isinstance(orig, _SHAPE_ERRORS) or isinstance(cause, _SHAPE_ERRORS)
+        if isinstance(orig, _SHAPE_ERRORS) or isinstance(cause, _SHAPE_ERRORS):
+            return True
+        # asyncpg's own errors carry the SQLSTATE: class 22 is bad data (also its
+        # "invalid input for query argument"), class 42 a statement that cannot work.
+        sqlstate = str(getattr(cause, "sqlstate", None) or getattr(orig, "sqlstate", ""))
+        return sqlstate.startswith(("22", "42"))
     return False
 
 
