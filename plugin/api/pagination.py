@@ -21,6 +21,7 @@ from sqlalchemy import ColumnElement, and_, literal, or_, tuple_
 from plugin.api.errors import InvalidInput
 from plugin.api.fields import field as api_field
 from plugin.api.inputs import unstorable
+from plugin.kit.bodies import parse_json
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
@@ -126,7 +127,7 @@ def _decode_value(raw: Any, kind: ValueKind) -> Any:
 def decode_cursor(cursor: str, kind: ValueKind) -> tuple[Any, int]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        value, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        value, row_id = parse_json(base64.urlsafe_b64decode(padded.encode()))
         if not isinstance(row_id, int) or isinstance(row_id, bool):
             raise ValueError("bad id")
         return _decode_value(value, kind), row_id

@@ -6,6 +6,7 @@ Saleor retries for ever), `/graphql` and `/api/register` a plain 500.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +20,7 @@ from plugin.db.engine import Database
 from plugin.inbox.models import InboxEvent
 from plugin.kit.bodies import MAX_JSON_DEPTH, InvalidJson, nesting_depth, parse_json
 from plugin.tracking.carriers.aftership import sign
+from tests.api import gql, staff_headers
 from tests.carrier_doubles import AfterShipDouble
 from tests.conftest import RunningApp
 from tests.test_tracking_webhooks import _setup
@@ -50,6 +52,15 @@ async def test_graphql_answers_400(app_server: RunningApp) -> None:
         error = response.json()["errors"][0]
         assert error["extensions"]["code"] == "INVALID_INPUT"
         assert "nests deeper" in error["message"]
+
+
+async def test_a_deep_cursor_is_invalid_input(
+    app_server: RunningApp, saleor: Any, installation_id: int
+) -> None:
+    cursor = base64.urlsafe_b64encode(b"[" + DEEP + b", 1]").decode()
+    query = "query($a: String) { customers(first: 1, after: $a) { nodes { id } } }"
+    answer = await gql(app_server, query, {"a": cursor}, staff_headers(saleor))
+    assert answer.codes == ["INVALID_INPUT"]
 
 
 async def _inbox_count(db: Database, installation_id: int) -> int:
