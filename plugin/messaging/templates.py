@@ -22,7 +22,7 @@ PARTS = ("subject", "html", "text")
 MAX_SOURCE = 200_000
 MAX_OUTPUT = 1_000_000
 # Wall-clock budget of an interactive preview (its CPU budget is the sandbox's).
-PREVIEW_WALL_SECONDS = 1.0
+PREVIEW_WALL_SECONDS = 0.5
 
 _html_env = BudgetedSandbox(autoescape=True, undefined=StrictUndefined)
 _text_env = BudgetedSandbox(autoescape=False, undefined=StrictUndefined)
