@@ -9,7 +9,7 @@ TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help venv graphiql chromium run migrate worker test test-sqlite test-postgres lint bench clean
+.PHONY: help venv graphiql chromium run migrate worker test test-sqlite test-postgres test-saleor saleor-env lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -58,9 +58,10 @@ run: migrate ## set up and serve the app on $(HOST):$(PORT) (jobs in-process wit
 worker: migrate ## run a Dramatiq worker (needs REDIS_URL)
 	$(BIN)/python -m plugin.cli worker --processes 1 --threads 4
 
-test: venv ## set up and run every test on SQLite, then on PostgreSQL with Redis
+test: venv ## set up and run every test: SQLite, PostgreSQL with Redis, then against a real Saleor
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
+	$(MAKE) --no-print-directory test-saleor
 
 test-sqlite: venv chromium ## tests on SQLite, jobs in-process
 	env -u DATABASE_URL -u REDIS_URL CRM_TEST_DB=sqlite $(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -68,6 +69,14 @@ test-sqlite: venv chromium ## tests on SQLite, jobs in-process
 test-postgres: venv chromium ## tests on PostgreSQL with real Redis
 	env -u DATABASE_URL -u REDIS_URL CRM_TEST_DB=postgresql TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) \
 		TEST_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+saleor-env: venv ## build the real Saleor once per machine (~/.cache/saleor-crm; minutes the first time)
+	env -u DATABASE_URL TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(BIN)/python -m tests.real_saleor.environment
+
+test-saleor: saleor-env chromium ## the CRM installed into a real Saleor 3.23.28 (tests/real_saleor)
+	env -u DATABASE_URL -u REDIS_URL CRM_REAL_SALEOR=1 CRM_TEST_DB=postgresql \
+		TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) \
+		$(BIN)/python -m pytest $(if $(findstring tests/real_saleor,$(PYTEST_ARGS)),,tests/real_saleor) $(PYTEST_ARGS)
 
 lint: venv ## ruff and mypy --strict
 	$(BIN)/ruff check .
