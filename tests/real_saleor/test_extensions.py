@@ -97,6 +97,7 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
 async def subjects(shop: Shop) -> tuple[dict[str, Any], dict[str, Any]]:
     """A registered customer and an imported order to open the details mounts on."""
     await finished_import(shop)
+    # A customer the live tests did not touch (they take the last e-mail for a checkout).
     data = await shop.saleor.staff(
         "{ customers(first: 1, sortBy: {field: EMAIL, direction: ASC}) {"
         " edges { node { id email firstName lastName } } } }"

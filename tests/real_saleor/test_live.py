@@ -10,7 +10,9 @@ import uuid
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from plugin.commerce.models import Order
 from tests.real_saleor.conftest import Shop, eventually
 from tests.real_saleor.figures import expected_figures, saleor_orders
 from tests.real_saleor.merchant import (
@@ -24,11 +26,12 @@ from tests.real_saleor.merchant import (
     mark_paid,
     place_draft_order,
 )
-from tests.real_saleor.test_install_import import spent_by_currency
+from tests.real_saleor.test_install_import import nonzero, spent_by_currency
 
 LIVE_SECONDS = 15.0
 CARD = """query($email: String!) { customer(email: $email) {
   email saleorUserId firstName lastName ordersCount firstOrderAt lastOrderAt
+  spentByCurrency { amount currency }
   orders(first: 20) { edges { node { saleorId number status isPaid chargeStatus } } }
   shipments(first: 10) { edges { node { trackingNumber orderId status } } }
   checkouts(first: 10) { saleorId state orderSaleorId }
@@ -40,6 +43,8 @@ CARD_BY_USER = CARD.replace("$email: String!", "$id: ID!").replace(
 # populatedb's customers log in with this password (`populatedb --user_password`).
 POPULATEDB_PASSWORD = "password"
 TOUCHED: set[str] = set()
+PLACED: set[str] = set()  # Saleor ids of the orders these tests placed
+SHOPPER: dict[str, Any] = {}  # the logged-in shopper (a populatedb customer)
 
 
 def unique_email(kind: str) -> str:
@@ -108,6 +113,7 @@ async def test_draft_order_to_cancelled(shop: Shop, catalog: Catalog) -> None:
     email = unique_email("phone-order")
     order = await place_draft_order(shop.saleor, catalog, email)
     saleor_id = order["id"]
+    PLACED.add(saleor_id)
 
     async def placed() -> dict[str, Any] | None:
         found = order_on(await card(shop, email), saleor_id)
@@ -152,6 +158,7 @@ async def test_guest_checkout_completed(shop: Shop, catalog: Catalog) -> None:
     email = unique_email("guest")
     done = await checkout_and_pay(shop.saleor, catalog, email=email, token=None)
     order_id = done["order"]["id"]
+    PLACED.add(order_id)
 
     async def converted() -> dict[str, Any] | None:
         found = await card(shop, email)
@@ -167,7 +174,8 @@ async def test_guest_checkout_completed(shop: Shop, catalog: Catalog) -> None:
 
 async def test_logged_in_checkout_completed(shop: Shop, catalog: Catalog) -> None:
     data = await shop.saleor.staff(
-        "{ customers(first: 50) { edges { node { id email isActive isStaff } } } }"
+        "{ customers(first: 50, sortBy: {field: EMAIL, direction: DESC}) {"
+        " edges { node { id email firstName lastName isActive isStaff } } } }"
     )
     shopper = next(
         e["node"]
@@ -178,6 +186,8 @@ async def test_logged_in_checkout_completed(shop: Shop, catalog: Catalog) -> Non
     TOUCHED.add(shopper["email"].lower())
     done = await checkout_and_pay(shop.saleor, catalog, email=None, token=token)
     order_id = done["order"]["id"]
+    PLACED.add(order_id)
+    SHOPPER.update(shopper)
     assert done["order"]["user"]["id"] == shopper["id"]
 
     async def on_their_card() -> dict[str, Any] | None:
@@ -192,13 +202,32 @@ async def test_logged_in_checkout_completed(shop: Shop, catalog: Catalog) -> Non
 
 @pytest.mark.xfail(
     strict=False,
-    reason="issue 15 point 6: a cancelled order whose charge was never refunded is left "
-    "out of the money kept (helper e15b)",
+    reason="found by this suite: the newest snapshot wins field by field "
+    "(plugin/profiles/fields.py), so the name on a logged-in customer's order address "
+    "(here 'Ada Lovelace', a gift's recipient) replaces the account's own name on the card",
 )
+async def test_an_order_address_does_not_rename_the_account(shop: Shop) -> None:
+    assert SHOPPER, "run with test_logged_in_checkout_completed"
+    found = (await shop.crm(CARD_BY_USER, {"id": SHOPPER["id"]}))["customer"]
+    assert (found["firstName"], found["lastName"]) == (
+        SHOPPER["firstName"],
+        SHOPPER["lastName"],
+    )
+
+
 async def test_live_figures_match_saleor(shop: Shop) -> None:
-    """After all of the above, the touched customers' figures equal Saleor's."""
+    """After all of the above, the touched customers' figures equal Saleor's, over the
+    orders the CRM holds (the import of the older ones is test_install_import's) — which
+    must include every order placed here."""
     assert TOUCHED, "run with the live tests above"
-    expected = expected_figures(await saleor_orders(shop.saleor))
+    async with shop.db.session() as session:
+        held = set(
+            await session.scalars(
+                select(Order.saleor_id).where(Order.installation_id == shop.installation_id)
+            )
+        )
+    assert PLACED <= held, f"orders placed here missing in the CRM: {PLACED - held}"
+    expected = expected_figures([o for o in await saleor_orders(shop.saleor) if o["id"] in held])
     for email in sorted(TOUCHED):
         figures = expected.get(email)
         if figures is None:  # the deleted account had no orders
@@ -206,6 +235,7 @@ async def test_live_figures_match_saleor(shop: Shop) -> None:
         found = await card(shop, email)
         assert found is not None, email
         assert found["ordersCount"] == figures.orders_count, email
-        assert await spent_by_currency(shop, email) == {
-            c: a for c, a in figures.spent.items() if a
-        }, email
+        first, last = figures.first_order_at, figures.last_order_at
+        assert found["firstOrderAt"] == (first.isoformat() if first else None), email
+        assert found["lastOrderAt"] == (last.isoformat() if last else None), email
+        assert spent_by_currency(found) == nonzero(figures.spent), email
