@@ -31,11 +31,6 @@ from tests.real_saleor.test_install_import import finished_import
 
 MANIFEST = json.loads((Path(__file__).resolve().parents[2] / "manifest.json").read_text())
 IDENTIFIERS = [extension["identifier"] for extension in MANIFEST["extensions"]]
-POPUP_404 = pytest.mark.xfail(
-    strict=False,
-    reason="issue 15 point 1: Saleor resolves the relative POPUP url against the appUrl "
-    "(/dashboard/app), the app serves the card elsewhere and answers 404 (helper e15a)",
-)
 
 
 def dashboard_src(url: str, app_url: str) -> str:
@@ -112,10 +107,7 @@ async def subjects(shop: Shop) -> tuple[dict[str, Any], dict[str, Any]]:
     return customer, {"id": order_id}
 
 
-@pytest.mark.parametrize(
-    "identifier",
-    [pytest.param(i, marks=POPUP_404) if i == "crm-customer-card" else i for i in IDENTIFIERS],
-)
+@pytest.mark.parametrize("identifier", IDENTIFIERS)
 async def test_extension_opens_where_saleor_sends_the_dashboard(
     shop: Shop, page: Page, dashboard_host: HostServer, identifier: str
 ) -> None:

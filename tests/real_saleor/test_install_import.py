@@ -6,7 +6,6 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from plugin.commerce.models import Order
@@ -52,11 +51,6 @@ async def finished_import(shop: Shop) -> dict[str, Any]:
     return await eventually(probe, timeout=120, what="the install's import finished")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 15 point 2: Saleor errors on a page holding a demo order without "
-    "`origin`, and the import ends FAILED as a whole; helper e15a narrows pages down",
-)
 async def test_import_of_populatedb_shop_matches_saleor(shop: Shop) -> None:
     run = await finished_import(shop)
     assert run["requestedBy"] == "install"
