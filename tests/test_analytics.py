@@ -7,7 +7,10 @@ The shop (NOW = 15 June 2026; Q1 = January to March 2026):
 - C: joined 10 Mar (after buying); checkout 12 Feb; orders 14 Feb 80 EUR (google) and
   1 Mar 40 EUR (no source); channel "pos";
 - D: orders 15 Dec 2025 and 25 Jan 2026, 70 USD each (no source): acquired before Q1;
-- E: one cancelled order: never a customer.
+- E: one order 2 Feb, 60 USD paid (no source), then cancelled and never refunded: never a
+  customer (no order, not acquired, no RFM score), but the 60 the shop kept is revenue —
+  money kept is Σ max(charged − refunded, 0) over every order whatever its status, as the
+  profile's total spent (issue 15, point 6); counts are of active orders only.
 Every order is at noon, in channel "web" unless said; a second installation holds a copy of
 A that must never count.
 """
@@ -20,6 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plugin.analytics.ad_costs import (
@@ -45,7 +49,7 @@ from plugin.commerce.models import Checkout, CheckoutState, Order
 from plugin.db.engine import Database
 from plugin.kit.after_commit import unit_of_work
 from plugin.profiles.aggregates import recompute
-from plugin.profiles.models import Profile
+from plugin.profiles.models import Profile, ProfileTotal
 from plugin.segments.models import Segment, SegmentMembership
 from plugin.segments.rfm import refresh_rfm, rfm_matrix
 from tests.conftest import new_installation
@@ -407,7 +411,9 @@ class TestRevenue:
             ("google", "USD", 2, 1, d("100")),  # the unpaid order kept nothing
             ("newsletter", "USD", 2, 2, d("230")),  # 50 + 200 − 20 refunded
             (None, "EUR", 1, 1, d("40")),
-            (None, "USD", 1, 1, d("70")),  # D's January order; the Apr and Dec ones are out
+            # D's January order (the Apr and Dec ones are out) and E's cancelled 60, kept:
+            # money, but neither an order nor a customer
+            (None, "USD", 1, 1, d("130")),
         ]
         assert [(r.source, r.currency, r.revenue) for r in pos] == [
             ("google", "EUR", d("80")),
@@ -484,6 +490,121 @@ class TestRevenue:
         assert list(grids[1].cells) == usd
         assert sum(c.revenue for c in usd) == d("500")  # A 180, B 180, D 140
         assert sum(c.customers for c in grids[0].cells) == 1
+
+
+ALL_TIME = Period.days(date(2020, 1, 1), date(2030, 12, 31))
+
+
+async def _spent_by_currency(session: AsyncSession, installation_id: int) -> dict[str, Decimal]:
+    """Σ of the customers' total spent per currency (the API's `spentByCurrency`)."""
+    rows = await session.execute(
+        select(ProfileTotal.currency, func.sum(ProfileTotal.total_spent))
+        .where(ProfileTotal.installation_id == installation_id)
+        .group_by(ProfileTotal.currency)
+    )
+    return {currency: Decimal(total) for currency, total in rows}
+
+
+async def _revenue_by_currency(session: AsyncSession, installation_id: int) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = {}
+    for row in await revenue_by_source(session, installation_id, ALL_TIME):
+        totals[row.currency] = totals.get(row.currency, d("0")) + row.revenue
+    return totals
+
+
+class TestCancelledButKept:
+    """A cancelled order whose charge was never refunded is money the shop kept (issue 15,
+    point 6): every revenue figure counts it, as the profile's total spent does; no count
+    of orders or customers does."""
+
+    async def _shop(self, db: Database) -> int:
+        installation_id = await new_installation(db)
+        async with unit_of_work(db) as session:
+            f = await add_profile(session, installation_id, utm_source="google", channel="web")
+            e = await add_profile(session, installation_id, channel="web")
+            add_order(session, installation_id, f, at(2026, 1, 10), "100", source="google")
+            for placed_at, total, currency, refunded in (
+                (at(2026, 1, 20), "168.87", "USD", "0"),  # cancelled, never refunded: kept
+                (at(2026, 1, 25), "50", "USD", "50"),  # refunded in full: nothing kept
+                (at(2026, 2, 1), "40", "EUR", "10"),  # 30 kept, no active EUR order
+            ):
+                add_order(
+                    session,
+                    installation_id,
+                    f,
+                    placed_at,
+                    total,
+                    currency=currency,
+                    refunded=refunded,
+                    status="CANCELED",
+                    source="google",
+                )
+            add_order(session, installation_id, e, at(2026, 2, 2), "60", status="CANCELED")
+            add_order(session, installation_id, e, at(2026, 2, 3), "9", status="DRAFT", paid=False)
+            for profile in (f, e):
+                await recompute(session, profile)
+            segment = Segment(
+                installation_id=installation_id,
+                key="all",
+                name="All",
+                rule={"field": "email", "op": "is_set"},
+            )
+            session.add(segment)
+            await session.flush()
+            for profile in (f, e):
+                session.add(
+                    SegmentMembership(
+                        installation_id=installation_id,
+                        segment_id=segment.id,
+                        profile_id=profile.id,
+                        since=NOW,
+                    )
+                )
+            await refresh_rfm(session, installation_id, NOW)
+        return installation_id
+
+    async def test_every_revenue_figure_counts_it(self, db: Database) -> None:
+        installation_id = await self._shop(db)
+        async with db.session() as session:
+            sources = await revenue_by_source(session, installation_id, Q1)
+            ltv = await ltv_by_source(session, installation_id, Q1)
+            (segment,) = await revenue_by_segment(session, installation_id, Q1)
+            grids = await rfm_revenue(session, installation_id)
+        assert [(r.source, r.currency, r.orders, r.customers, r.revenue) for r in sources] == [
+            ("google", "EUR", 0, 0, d("30")),  # kept, but no order and no customer
+            ("google", "USD", 1, 1, d("268.87")),  # 100 + 168.87; the refunded 50 kept nothing
+            (None, "USD", 0, 0, d("60")),  # E: money kept, never a customer
+        ]
+        # LTV: F was acquired (first active order 10 Jan); E never was
+        assert [(r.source, r.currency, r.customers, r.revenue, r.ltv) for r in ltv] == [
+            ("google", "EUR", 0, d("30"), None),
+            ("google", "USD", 1, d("268.87"), d("268.87")),
+        ]
+        assert segment.members == 2
+        assert [
+            (v.currency, v.customers, v.revenue, v.ltv, v.period_orders, v.period_revenue)
+            for v in segment.currencies
+        ] == [
+            ("EUR", 0, d("30"), None, 0, d("30")),
+            ("USD", 1, d("328.87"), d("328.87"), 1, d("328.87")),
+        ]
+        # RFM scores F (an active order) with all F kept in USD; E has no recency to score
+        assert [g.currency for g in grids] == ["USD"]
+        assert sum(c.customers for c in grids[0].cells) == 1
+        assert sum(c.revenue for c in grids[0].cells) == d("268.87")
+
+    async def test_shop_revenue_is_the_sum_of_customers_total_spent(
+        self, db: Database, shop: Shop
+    ) -> None:
+        kept_shop = await self._shop(db)
+        async with db.session() as session:
+            for installation_id in (shop.installation_id, kept_shop):
+                spent = await _spent_by_currency(session, installation_id)
+                assert await _revenue_by_currency(session, installation_id) == spent
+            assert await _spent_by_currency(session, kept_shop) == {
+                "EUR": d("30"),
+                "USD": d("328.87"),
+            }
 
 
 class TestAdCosts:
@@ -610,7 +731,7 @@ class TestAdCosts:
             ("google", "USD", d("100"), d("150"), d("-0.3333")),
             ("newsletter", "USD", d("230"), d("0"), None),
             (None, "EUR", d("40"), d("0"), None),
-            (None, "USD", d("70"), d("0"), None),
+            (None, "USD", d("130"), d("0"), None),  # E's cancelled, kept 60 included
         ]
         assert [(r.currency, r.roi) for r in google] == [("EUR", d("1")), ("USD", d("-0.3333"))]
         assert [(r.source, r.revenue, r.cost, r.roi) for r in theirs] == [

@@ -1,6 +1,10 @@
 """Revenue and LTV by source, by segment and by RFM cell, always per currency.
 
-Revenue is money kept (see plugin/analytics/sql.py). Two attributions, on purpose:
+Revenue is money kept, Σ max(charged − refunded, 0) over every order whatever its status,
+as the profile's total spent (see plugin/analytics/sql.py): a cancelled order whose charge
+was never refunded adds its money but counts as no order and makes no one a customer.
+Order and customer counts are of active (placed, not cancelled) orders only. Two
+attributions, on purpose:
 - revenue by source credits each order to its own UTM (inherited from its checkout): what
   brought *this* sale; ROI uses the same;
 - LTV by source credits everything a customer ever spent to their first-touch source (the
@@ -14,14 +18,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plugin.analytics.period import Period, money_average
 from plugin.analytics.sql import (
     acquired,
+    active_customer,
     active_order,
     count_if,
+    counted_order,
     in_period,
     money_kept,
     sum_money,
@@ -40,9 +46,9 @@ class SourceRevenue:
     medium: str | None  # only filled when grouped by medium or campaign
     campaign: str | None  # only filled when grouped by campaign
     currency: str
-    orders: int
-    customers: int
-    revenue: Decimal
+    orders: int  # active orders
+    customers: int  # customers with an active order
+    revenue: Decimal  # money kept of every order, cancelled ones included
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,7 @@ class SourceLtv:
     source: str | None  # first-touch source of the customers
     currency: str
     customers: int  # customers with an active order in this currency
-    revenue: Decimal  # everything they spent so far
+    revenue: Decimal  # everything they spent so far (money kept, cancelled orders included)
     ltv: Decimal | None
 
 
@@ -58,10 +64,10 @@ class SourceLtv:
 class SegmentCurrencyValue:
     currency: str
     customers: int  # members with an active order in this currency
-    revenue: Decimal  # lifetime, so far
+    revenue: Decimal  # lifetime money kept, so far (cancelled orders included)
     ltv: Decimal | None
-    period_orders: int
-    period_revenue: Decimal
+    period_orders: int  # active orders placed in the period
+    period_revenue: Decimal  # money kept of every order placed in the period
 
 
 @dataclass(frozen=True)
@@ -88,7 +94,8 @@ async def revenue_by_source(
     source: str | None = None,
     level: Level = "source",
 ) -> tuple[SourceRevenue, ...]:
-    """Orders placed in the period, grouped by their UTM source (medium, campaign)."""
+    """Orders placed in the period, grouped by their UTM source (medium, campaign): active
+    orders and their customers counted, money kept of every order (cancelled too) added."""
     keys = [Order.utm_source, Order.utm_medium, Order.utm_campaign][
         : ("source", "medium", "campaign").index(level) + 1
     ]
@@ -96,13 +103,13 @@ async def revenue_by_source(
         select(
             *keys,
             Order.currency,
-            func.count(),
-            func.count(func.distinct(Order.profile_id)),
+            count_if(active_order()),
+            active_customer(),
             sum_money(money_kept()),
         )
         .where(
             Order.installation_id == installation_id,
-            active_order(),
+            counted_order(),
             in_period(Order.placed_at, period),
         )
         .group_by(*keys, Order.currency)
@@ -138,19 +145,22 @@ async def ltv_by_source(
     channel: str | None = None,
     source: str | None = None,
 ) -> tuple[SourceLtv, ...]:
-    """Lifetime value per first-touch source; with a period, of customers acquired in it."""
+    """Lifetime value per first-touch source; with a period, of customers acquired in it
+    (first active order in it: one whose every order was cancelled was never acquired).
+    Their money kept includes their cancelled orders'; customers are counted per currency
+    they have an active order in."""
     rows = await session.execute(
         select(
             Profile.utm_source,
             Order.currency,
-            func.count(func.distinct(Order.profile_id)),
+            active_customer(),
             sum_money(money_kept()),
         )
         .join(Order, Order.profile_id == Profile.id)
         .where(
             *acquired(installation_id, period, channel, source),
             Order.installation_id == installation_id,
-            active_order(),
+            counted_order(),
         )
         .group_by(Profile.utm_source, Order.currency)
     )
@@ -164,7 +174,8 @@ async def ltv_by_source(
 async def revenue_by_segment(
     session: AsyncSession, installation_id: int, period: Period, *, channel: str | None = None
 ) -> tuple[SegmentValue, ...]:
-    """Every segment with its current members' lifetime value and revenue in the period."""
+    """Every segment with its current members' lifetime value and revenue in the period
+    (money kept, cancelled orders included; customers and orders counted when active)."""
     segments = list(
         await session.execute(
             select(Segment.id, Segment.key, Segment.name)
@@ -185,16 +196,16 @@ async def revenue_by_segment(
         select(
             SegmentMembership.segment_id,
             Order.currency,
-            func.count(func.distinct(Order.profile_id)),
+            active_customer(),
             sum_money(money_kept()),
-            count_if(placed_in_period),
+            count_if(and_(placed_in_period, active_order())),
             sum_money(money_kept(), placed_in_period),
         )
         .join(Order, Order.profile_id == SegmentMembership.profile_id)
         .where(
             SegmentMembership.installation_id == installation_id,
             Order.installation_id == installation_id,
-            active_order(),
+            counted_order(),
         )
         .group_by(SegmentMembership.segment_id, Order.currency)
         .order_by(SegmentMembership.segment_id, Order.currency)
@@ -220,7 +231,9 @@ async def revenue_by_segment(
 
 
 async def rfm_revenue(session: AsyncSession, installation_id: int) -> tuple[RfmRevenue, ...]:
-    """The RFM grid (customers and money kept per cell) of every scored currency."""
+    """The RFM grid (customers and money kept per cell) of every scored currency. The money
+    is the profiles' total spent, cancelled orders' kept charges included; only customers
+    with an active order are scored (see plugin/segments/rfm.py)."""
     currencies = await session.scalars(
         select(Profile.currency)
         .where(

@@ -2,7 +2,11 @@
 
 The order definitions are those of the profile aggregates (plugin/profiles/aggregates.py):
 placed = not a draft or expired; active = placed and not cancelled; paid = active and
-fully charged; revenue = money kept, Σ max(charged − refunded, 0) over active orders.
+fully charged; revenue = money kept, Σ max(charged − refunded, 0) over every order whatever
+its status, as the profile's total spent (a cancelled order whose charge was never refunded
+still counts; a draft or expired one has nothing charged in practice). Counts of orders and
+customers are of active orders only: a report reads `counted_order()` rows, counts with
+`active_order()` and adds up `money_kept()`.
 """
 
 from __future__ import annotations
@@ -53,7 +57,24 @@ def sum_money(value: Any, condition: ColumnElement[bool] | None = None) -> Any:
 
 
 def active_order() -> ColumnElement[bool]:
+    """An order that counts as one: placed and not cancelled."""
     return and_(Order.status.not_in(NOT_PLACED), Order.status != "CANCELED")
+
+
+def keeps_money() -> ColumnElement[bool]:
+    """An order the shop kept something of, whatever its status."""
+    return Order.total_charged > Order.total_refunded
+
+
+def counted_order() -> ColumnElement[bool]:
+    """An order some figure counts: active ones (counts, money) and any other the shop kept
+    money from (money only)."""
+    return or_(active_order(), keeps_money())
+
+
+def active_customer() -> ColumnElement[int]:
+    """The number of distinct customers with an active order among the rows."""
+    return func.count(func.distinct(case((active_order(), Order.profile_id))))
 
 
 def paid_order() -> ColumnElement[bool]:
@@ -63,6 +84,7 @@ def paid_order() -> ColumnElement[bool]:
 
 
 def money_kept() -> ColumnElement[Any]:
+    """What the shop kept of an order, whatever its status: charged − refunded, ≥ 0."""
     kept = Order.total_charged - Order.total_refunded
     return coerce(case((kept > 0, kept), else_=0), Money)
 

@@ -2,7 +2,8 @@
 
 Scores compare a customer with the other buyers of the same shop and currency:
 - the boundaries are the 20/40/60/80 % quantiles of days since the last order, number of
-  orders and money kept (orders, spent and dates as on the profile: active orders);
+  orders and money kept (as on the profile: active orders and their dates; money kept of
+  every order, a cancelled order's unrefunded charge included);
 - a score is 1 + how many boundaries the customer beats (fewer days, more orders, more
   money), so equal values always get equal scores;
 - a shop with fewer than `SMALL_BASE` buyers in a currency uses fixed boundaries instead

@@ -169,9 +169,12 @@ class SourceRevenue:
         description="One row per source and currency: the money of two currencies is never "
         "added up."
     )
-    orders: int
-    customers: int
-    revenue: Money
+    orders: int = strawberry.field(description="Active orders (placed, not cancelled).")
+    customers: int = strawberry.field(description="Customers with an active order.")
+    revenue: Money = strawberry.field(
+        description="Money kept: Σ (charged − refunded) of every order whatever its status, "
+        "a cancelled order whose charge was never refunded included (as `totalSpent`)."
+    )
 
     @classmethod
     def of(cls, row: revenue_report.SourceRevenue) -> SourceRevenue:
@@ -190,8 +193,13 @@ class SourceRevenue:
 class SourceLtv:
     source: str | None
     currency: str = strawberry.field(description="One row per source and currency.")
-    customers: int
-    revenue: Money
+    customers: int = strawberry.field(
+        description="Customers acquired (first active order) with an active order in this currency."
+    )
+    revenue: Money = strawberry.field(
+        description="Everything they spent so far: money kept of every order, cancelled ones "
+        "included (as `totalSpent`)."
+    )
     ltv: Money | None
 
     @classmethod
@@ -208,11 +216,15 @@ class SourceLtv:
 @strawberry.type(description="A segment's members' value in one currency.")
 class SegmentCurrencyValue:
     currency: str
-    customers: int
-    revenue: Money = strawberry.field(description="Lifetime, so far.")
+    customers: int = strawberry.field(description="Members with an active order in it.")
+    revenue: Money = strawberry.field(
+        description="Lifetime money kept, so far: every order, cancelled ones included."
+    )
     ltv: Money | None
-    period_orders: int
-    period_revenue: Money
+    period_orders: int = strawberry.field(description="Active orders placed in the period.")
+    period_revenue: Money = strawberry.field(
+        description="Money kept of every order placed in the period, cancelled ones included."
+    )
 
     @classmethod
     def of(cls, row: revenue_report.SegmentCurrencyValue) -> SegmentCurrencyValue:
