@@ -10,7 +10,8 @@ time or memory is checked as it happens:
 - size: what an operation would build is worked out *before* it is built: `*` and `+`
   on text and lists, `~`, `%`/`format`, the widths of `center`, `indent`, `wordwrap`,
   `str.format`, `join`/`sum` of many parts, `range()`, `lipsum()`; anything a filter
-  or a call returns is measured too (shared sub-lists count every time they appear);
+  or a call returns is measured too (shared sub-lists count every time they appear),
+  and all a render builds counts against a total (`MAX_BUILT`);
 - output: blocks, macros and the rendered text are counted chunk by chunk.
 
 Mutating methods (`list.append`, `dict.update` …) are refused (Jinja2's immutable
@@ -37,6 +38,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import generate_lorem_ipsum
 
 MAX_SIZE = 1_000_000  # characters of a text, items (all levels counted) of a list
+MAX_BUILT = 4_000_000  # all a render builds together (many variables each under MAX_SIZE)
 MAX_RANGE = 10_000
 MAX_WIDTH = 10_000  # a padding width, a format width or precision
 MAX_INT_BITS = 100_000
@@ -54,7 +56,7 @@ class BudgetExceeded(Exception):
 class _Budget:
     cpu_deadline: float
     wall_deadline: float
-    steps: int = 0
+    built: int = 0
 
 
 _CURRENT: ContextVar[_Budget | None] = ContextVar("template_budget", default=None)
@@ -76,6 +78,18 @@ def check_time() -> None:
         return
     if time.thread_time() > current.cpu_deadline or time.monotonic() > current.wall_deadline:
         raise BudgetExceeded(f"rendering took longer than its budget ({CPU_SECONDS} s)")
+
+
+def _charge(size: int) -> None:
+    """Count what was just built against the render's total."""
+    current = _CURRENT.get()
+    if current is None:
+        return
+    current.built += size
+    if current.built > MAX_BUILT:
+        raise BudgetExceeded(
+            f"the template builds more than {MAX_BUILT:,} characters or items in all"
+        )
 
 
 def _too_big(what: str, size: int) -> BudgetExceeded:
@@ -110,6 +124,8 @@ def check_size(value: Any, what: str) -> Any:
     size = weight(value)
     if size > MAX_SIZE:
         raise _too_big(what, size)
+    if isinstance(value, str | list | tuple | dict):
+        _charge(size)
     return value
 
 
@@ -319,6 +335,7 @@ def _concat(parts: Iterable[str]) -> str:
             raise _too_big("a block", size)
         kept.append(part)
     check_time()
+    _charge(size)
     return "".join(kept)
 
 
@@ -328,6 +345,7 @@ def _joined(join: Callable[[Iterable[Any]], str], parts: tuple[Any, ...]) -> str
     size = sum(_text_size(part) for part in parts)
     if size > MAX_SIZE:
         raise _too_big("`~`", size)
+    _charge(size)
     return join(parts)
 
 
@@ -408,6 +426,7 @@ class BudgetedSandbox(ImmutableSandboxedEnvironment):
                     size = weight(seq) * max(times, 0)
                     if size > MAX_SIZE:
                         raise _too_big(what, size)
+                    _charge(size)
             if isinstance(left, int) and isinstance(right, int):
                 self._check_bits(left.bit_length() + right.bit_length(), what)
         elif operator == "**":
@@ -418,8 +437,10 @@ class BudgetedSandbox(ImmutableSandboxedEnvironment):
                 size = weight(left) + weight(right)
                 if size > MAX_SIZE:
                     raise _too_big(what, size)
+                _charge(size)
         elif operator == "%" and isinstance(left, str):
             _check_percent(left, right, what)
+            return check_size(super().call_binop(context, operator, left, right), what)
         return super().call_binop(context, operator, left, right)
 
     @staticmethod

@@ -76,6 +76,10 @@ ABUSIVE = {
         "unsafe",
     ),
     "block of loops": ("{% set b %}" + LOOPS + "{% endset %}{{ b|length }}", "longer than"),
+    "many texts, each under the limit": (
+        "".join(f"{{% set v{i} = 'x' * 900000 %}}" for i in range(10)),
+        "in all",
+    ),
     "output too long": ("{% for i in range(10000) %}{{ 'x' * 1000 }}{% endfor %}", "output"),
 }
 
