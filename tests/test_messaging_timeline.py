@@ -24,6 +24,7 @@ from plugin.messaging.models import Channel, Flow, FlowRun, Message, MessageStat
 from plugin.messaging.presets import ensure_presets
 from plugin.messaging.runs import visit
 from plugin.messaging.sending import MessageRequest, deliver, queue
+from plugin.messaging.stats import flow_stats
 from plugin.messaging.typical import typical_interval_days
 from plugin.saleor.models import Installation, InstallationStatus
 from plugin.settings import Settings
@@ -83,7 +84,15 @@ async def _intake(db: Database, installation_id: int, now: datetime) -> int:
 
 
 async def _order(
-    db: Database, installation_id: int, profile_id: int, saleor_id: str, at: datetime
+    db: Database,
+    installation_id: int,
+    profile_id: int,
+    saleor_id: str,
+    at: datetime,
+    *,
+    status: str = "UNFULFILLED",
+    charged: str = "0",
+    refunded: str = "0",
 ) -> None:
     async with unit_of_work(db) as session:
         session.add(
@@ -92,9 +101,11 @@ async def _order(
                 saleor_id=saleor_id,
                 number=saleor_id.removeprefix("order-"),
                 profile_id=profile_id,
-                status="UNFULFILLED",
+                status=status,
                 currency="EUR",
                 total_gross=Decimal("59.90"),
+                total_charged=Decimal(charged),
+                total_refunded=Decimal(refunded),
                 placed_at=at,
                 source_updated_at=at,
             )
@@ -153,6 +164,87 @@ async def test_an_order_after_a_marketing_message_is_its_conversion_on_the_timel
     assert entry.data is not None
     assert (entry.data["order_id"], entry.data["currency"]) == ("order-1001", "EUR")
     assert Decimal(entry.data["revenue"]) == Decimal("59.90")
+
+
+async def test_a_cancelled_order_converts_for_the_money_the_shop_kept(
+    db: Database, smtp: SmtpServer, app_ctx: AppContext
+) -> None:
+    """Issue 15.6: a cancelled order whose charge was never (fully) refunded is still money
+    the shop kept, so it is the message's conversion for that money — on the message, its
+    timeline entry and the flow's statistics alike; a cancelled order that kept nothing, a
+    draft and an expired order convert nothing."""
+    installation_id = await _own_clock_shop(db)
+    await configure(db, installation_id, smtp_url=smtp.url, attribution_days=5)
+    await add_template(db, installation_id, "spring", NOTE)
+    profile_id = await make_customer(db, installation_id, "kept@example.com", first_name="Al")
+    async with unit_of_work(db) as session:
+        flow = Flow(
+            installation_id=installation_id,
+            key="spring",
+            name="Spring",
+            trigger={"type": "order_paid"},
+            steps=[{"type": "send", "template": "spring"}],
+        )
+        session.add(flow)
+        await session.flush()
+        flow_id = flow.id
+        run = FlowRun(
+            installation_id=installation_id,
+            flow_id=flow_id,
+            profile_id=profile_id,
+            trigger_key="spring-run",
+            status=RunStatus.COMPLETED,
+            started_at=T0,
+        )
+        session.add(run)
+        await session.flush()
+        request = MessageRequest(
+            installation_id, profile_id, "spring-kept", Channel.EMAIL, "spring", True,
+            flow_id=flow_id, run_id=run.id, step_index=0,
+        )  # fmt: skip
+        message_id = await queue(session, request, T0)
+    assert message_id is not None
+    await deliver(app_ctx, message_id, now=T0)
+
+    day = timedelta(days=1)
+    cancelled = {"status": "CANCELED", "charged": "59.90"}
+    await _order(
+        db, installation_id, profile_id, "order-2001", T0 + day, refunded="59.90", **cancelled
+    )
+    await _order(db, installation_id, profile_id, "order-2002", T0 + 2 * day, status="DRAFT")
+    await _order(db, installation_id, profile_id, "order-2003", T0 + 2 * day, status="EXPIRED")
+    await _order(
+        db, installation_id, profile_id, "order-2004", T0 + 3 * day, refunded="10", **cancelled
+    )
+    await _intake(db, installation_id, T0 + 4 * day)
+
+    async with db.session() as session:
+        message = await session.get(Message, message_id)
+        kept = await session.scalar(select(Order).where(Order.saleor_id == "order-2004"))
+        entries = list(
+            await session.scalars(
+                select(TimelineEntry).where(
+                    TimelineEntry.profile_id == profile_id,
+                    TimelineEntry.kind == "message_converted",
+                )
+            )
+        )
+        (step,), uplift = await flow_stats(session, installation_id, flow_id)
+    assert message is not None
+    assert kept is not None
+    assert (message.converted_order_id, message.revenue, message.currency) == (
+        kept.id,
+        Decimal("49.90"),  # 59.90 charged − 10 refunded
+        "EUR",
+    )
+    (entry,) = entries
+    assert entry.data is not None
+    assert (entry.data["order_id"], Decimal(entry.data["revenue"])) == (
+        "order-2004",
+        Decimal("49.90"),
+    )
+    assert (step.sent, step.converted, step.revenue) == (1, 1, {"EUR": Decimal("49.90")})
+    assert (uplift.treated, uplift.treated_converted) == (1, 1)
 
 
 async def test_abandoned_checkout_waits_from_the_last_change_and_ends_when_emptied(

@@ -3,6 +3,12 @@ window after a marketing message was sent goes to the latest such message (last 
 flow statistics), which records the order and its revenue, and the customer's timeline
 says so.
 
+Which orders convert, and for how much (`conversion_value`, the flow statistics use it too):
+an order's total, as it is usually read before it is paid; a cancelled order only for the
+money the shop kept of it (charged − refunded; a charge never refunded is still a sale, as
+in the customer's total spent); never a draft or expired order, nor a cancelled one that
+kept nothing.
+
 Run by the tick's intake over the order entries it reads; repeatable (the message keeps
 its first order, the timeline entry is unique per message and order).
 """
@@ -10,6 +16,8 @@ its first order, the timeline entry is unique per message and order).
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,11 +25,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from plugin.commerce.models import Order
 from plugin.kit.money import format_money
 from plugin.messaging.models import Message, MessageStatus
+from plugin.profiles.aggregates import NOT_PLACED
 from plugin.timeline.models import TimelineEntry
 from plugin.timeline.service import record
 
 ORDER_KIND = "order_created"
-NOT_ORDERS = ("CANCELED", "CANCELLED", "DRAFT")
+CANCELLED = ("CANCELED", "CANCELLED")
+
+
+def conversion_value(order: Any) -> Decimal | None:
+    """What an order is worth as a message's conversion; None: it is none (see above).
+    `order` is an ORM row or any row with its status and money columns."""
+    status = (order.status or "").upper()
+    if status in NOT_PLACED:
+        return None
+    if status in CANCELLED:
+        kept: Decimal = order.total_charged - order.total_refunded
+        return kept if kept > 0 else None
+    return Decimal(order.total_gross)
 
 
 async def attribute_orders(
@@ -46,7 +67,7 @@ async def attribute_orders(
                 Order.installation_id == installation_id, Order.saleor_id == str(saleor_id)
             )
         )
-        if order is None or order.status.upper() in NOT_ORDERS:
+        if order is None:
             continue
         if await attribute(session, order, order.profile_id or profile_id, window):
             attributed += 1
@@ -56,7 +77,11 @@ async def attribute_orders(
 async def attribute(
     session: AsyncSession, order: Order, profile_id: int, window: timedelta
 ) -> Message | None:
-    """The message this order converts (None: none sent within the window before it)."""
+    """The message this order converts (None: it is no conversion, or no message was sent
+    within the window before it)."""
+    value = conversion_value(order)
+    if value is None:
+        return None
     message = await session.scalar(
         select(Message)
         .where(
@@ -73,11 +98,11 @@ async def attribute(
         return None
     if message.converted_order_id is None:
         message.converted_order_id = order.id
-        message.revenue, message.currency = order.total_gross, order.currency
+        message.revenue, message.currency = value, order.currency
     elif message.converted_order_id != order.id and message.currency == order.currency:
-        message.revenue = (message.revenue or 0) + order.total_gross
+        message.revenue = (message.revenue or 0) + value
     what = message.subject or message.template_key
-    amount = format_money(order.total_gross, order.currency)
+    amount = format_money(value, order.currency)
     await record(
         session,
         installation_id=order.installation_id,
@@ -95,7 +120,7 @@ async def attribute(
             "channel": message.channel.value,
             "order_id": order.saleor_id,
             "order_number": order.number,
-            "revenue": str(order.total_gross),
+            "revenue": str(value),
             "currency": order.currency,
             "sent_at": message.sent_at.isoformat() if message.sent_at else None,
         },

@@ -3,7 +3,8 @@ variant; A/B significance; the holdout's true uplift.
 
 A conversion is an order placed within the shop's attribution window after a message
 was sent (the last message before the order gets it); holdout runs convert by the same
-window after their trigger, so both groups are measured alike.
+window after their trigger, so both groups are measured alike. Which orders convert and
+for how much is `conversion_value`'s rule (a cancelled order for the money kept of it).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from plugin.commerce.models import Order
 from plugin.messaging.config import shop_settings
+from plugin.messaging.conversions import conversion_value
 from plugin.messaging.models import FlowRun, Message, MessageStatus, RunStatus
 
 
@@ -69,15 +71,23 @@ async def _orders(
     if not profile_ids:
         return by_profile
     rows = await session.execute(
-        select(Order.profile_id, Order.placed_at, Order.total_gross, Order.currency)
+        select(
+            Order.profile_id,
+            Order.placed_at,
+            Order.currency,
+            Order.status,
+            Order.total_gross,
+            Order.total_charged,
+            Order.total_refunded,
+        )
         .where(Order.profile_id.in_(profile_ids), Order.placed_at > since)
-        .where(Order.status.not_in(["CANCELED", "CANCELLED", "DRAFT"]))
         .order_by(Order.placed_at)
     )
-    for profile_id, placed_at, total, currency in rows:
-        if profile_id is None:
+    for row in rows:
+        value = conversion_value(row)
+        if row.profile_id is None or value is None:
             continue
-        by_profile[profile_id].append((placed_at, total, currency))
+        by_profile[row.profile_id].append((row.placed_at, value, row.currency))
     return by_profile
 
 
