@@ -8,7 +8,6 @@ priority is below the folds': a worker with both waiting folds the webhooks firs
 from __future__ import annotations
 
 import dramatiq
-import httpx
 
 from jobs.runtime import broker, context
 from plugin.importer.service import IMPORT_ACTOR, Importer
@@ -29,6 +28,5 @@ async def run_import(run_id: int) -> None:
     ctx = context()
     # A worker process's context has no HTTP client of its own (only the web app opens one).
     # The egress policy's client: the shop's name may resolve elsewhere since it installed.
-    timeout = httpx.Timeout(ctx.settings.http_timeout_seconds * 3, connect=5.0)
-    async with ctx.saleor_egress.client(timeout) as http:
+    async with ctx.saleor_client(3) as http:
         await Importer(ctx.db, http, ctx.box, ctx.settings).run(run_id, max_seconds=SLICE_SECONDS)

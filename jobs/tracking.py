@@ -23,6 +23,7 @@ TICK_BUDGET = 0.8
 
 
 def _client(ctx: AppContext) -> httpx.AsyncClient:
+    """The carriers' client (their APIs, not Saleor: alerts go through `saleor_client`)."""
     timeout = httpx.Timeout(ctx.settings.http_timeout_seconds, connect=5.0)
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
     return httpx.AsyncClient(
@@ -39,7 +40,7 @@ async def tick(ctx: AppContext) -> polling.RoundStats:
     deadline = time.monotonic() + settings.tracking_tick_seconds * TICK_BUDGET
     rates = limits.store_for(settings.redis_url, ctx.db)
     try:
-        async with _client(ctx) as http:
+        async with _client(ctx) as http, ctx.saleor_client() as saleor_http:
             stats = await polling.poll_round(
                 ctx.db,
                 http,
@@ -67,7 +68,7 @@ async def tick(ctx: AppContext) -> polling.RoundStats:
                     await alerts.raise_alerts(
                         session, shipment, now, settings.tracking_stalled_days
                     )
-            await alerts.send_pending(ctx.db, http, ctx.box)
+            await alerts.send_pending(ctx.db, saleor_http, ctx.box)
     finally:
         await limits.close_store(rates)
     return stats
@@ -95,4 +96,5 @@ async def apply_webhook(webhook_id: int) -> None:
         await carrier_webhooks.apply(
             ctx.db, http, secrets_box, webhook_id, stalled_days=ctx.settings.tracking_stalled_days
         )
-        await alerts.send_pending(ctx.db, http, ctx.box)
+    async with ctx.saleor_client() as saleor_http:
+        await alerts.send_pending(ctx.db, saleor_http, ctx.box)

@@ -14,6 +14,11 @@ from plugin.saleor.keys import SigningKeys, fetch_with, store_in
 from plugin.settings import Settings
 
 
+def saleor_timeout(settings: Settings, factor: float = 1.0) -> httpx.Timeout:
+    """Time allowed for a call to Saleor (`factor` for long reads such as the import)."""
+    return httpx.Timeout(settings.http_timeout_seconds * factor, connect=5.0)
+
+
 @dataclass
 class AppContext:
     settings: Settings
@@ -40,8 +45,15 @@ class AppContext:
     def create(cls, settings: Settings) -> AppContext:
         return cls(settings, Database(settings), SecretBox(settings.secret_key.get_secret_value()))
 
+    def saleor_client(self, factor: float = 1.0) -> httpx.AsyncClient:
+        """A client of its own under the egress policy, for a job: a worker's context
+        opens no `saleor_http` (only the web app does), and a job's client closes with it.
+        Every call to a Saleor goes through this policy, never through a plain client:
+        the stored shop name may resolve to an internal address since it installed."""
+        return self.saleor_egress.client(saleor_timeout(self.settings, factor))
+
     async def open(self) -> None:
-        timeout = httpx.Timeout(self.settings.http_timeout_seconds, connect=5.0)
+        timeout = saleor_timeout(self.settings)
         self.http = httpx.AsyncClient(
             timeout=timeout,
             follow_redirects=False,

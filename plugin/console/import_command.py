@@ -6,16 +6,17 @@ import asyncio
 from collections.abc import Callable
 
 import click
-import httpx
 
 from plugin.console.lookup import describe, installation_for
 from plugin.console.progress import ProgressLine
+from plugin.context import saleor_timeout
 from plugin.db.engine import Database
 from plugin.importer.models import ImportRun, ImportStatus
 from plugin.importer.progress import Progress, progress_of
 from plugin.importer.service import Importer, failures_of, start_import
 from plugin.kit.after_commit import unit_of_work
 from plugin.kit.crypto import SecretBox
+from plugin.saleor.egress import SaleorEgress
 from plugin.settings import Settings
 
 FOLLOW_INTERVAL_SECONDS = 1.0
@@ -38,8 +39,9 @@ async def import_with_progress(
         line(progress)
 
     box = SecretBox(settings.secret_key.get_secret_value())
-    timeout = httpx.Timeout(settings.http_timeout_seconds * 3, connect=5.0)
-    async with httpx.AsyncClient(timeout=timeout, headers={"User-Agent": "saleor-crm"}) as http:
+    # Under the egress policy, as the import job: the shop's name may point elsewhere now.
+    egress = SaleorEgress(settings.allowed_saleor_urls)
+    async with egress.client(saleor_timeout(settings, 3)) as http:
         status = await Importer(db, http, box, settings, on_progress=show).run(run_id)
     if status is ImportStatus.RUNNING:
         click.echo("a worker is running this import; following its progress", err=True)

@@ -227,12 +227,12 @@ async def _claim(db: Database, alert_id: int, now: datetime, lease: timedelta) -
         return Claimed(alert, shipment, installation)
 
 
-async def _deliver(http: httpx.AsyncClient, token_box: SecretBox, claimed: Claimed) -> None:
+async def _deliver(saleor_http: httpx.AsyncClient, token_box: SecretBox, claimed: Claimed) -> None:
     """Write the note to Saleor; a row claimed before (the last worker may have died
     after Saleor took the note) is checked against the order's notes first."""
     installation, alert = claimed.installation, claimed.alert
     client = SaleorClient(
-        http, installation.saleor_api_url, token_box.decrypt(installation.token_encrypted)
+        saleor_http, installation.saleor_api_url, token_box.decrypt(installation.token_encrypted)
     )
     note = alert.attempts <= 1 or not await already_noted(client, claimed.shipment, alert.message)
     await write_back(client, claimed.shipment, alert.message, note=note)
@@ -273,7 +273,7 @@ async def _finish(
 
 async def send_pending(
     db: Database,
-    http: httpx.AsyncClient,
+    saleor_http: httpx.AsyncClient,
     token_box: SecretBox,
     *,
     limit: int = 200,
@@ -282,7 +282,8 @@ async def send_pending(
 ) -> int:
     """Write every alert waiting in the outbox to Saleor, each at most once; one that
     fails waits for a later tick. Saleor is called outside any transaction (a slow
-    Saleor holds no lock). Returns how many went out."""
+    Saleor holds no lock), through `saleor_http`: the egress policy's client in the jobs
+    (`AppContext.saleor_client`). Returns how many went out."""
     now = clock()
     async with db.session() as session:
         ids = list(
@@ -300,7 +301,7 @@ async def send_pending(
             await _finish(db, claimed, clock(), error="the shop is not installed", drop=True)
             continue
         try:
-            await _deliver(http, token_box, claimed)
+            await _deliver(saleor_http, token_box, claimed)
         except SaleorError as exc:
             logger.warning(
                 "alert %s of shipment %s not written: %s",
