@@ -39,6 +39,29 @@ def jwks_url(saleor_api_url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}/.well-known/jwks.json"
 
 
+# GraphQL error codes Saleor gives a token it does not accept (PyJWT's errors and
+# `PermissionDenied` travel as `extensions.exception.code`, newer ones as `extensions.code`).
+AUTH_ERROR_CODES = frozenset(
+    {
+        "PermissionDenied",
+        "InvalidTokenError",
+        "ExpiredSignatureError",
+        "DecodeError",
+        "InvalidSignatureError",
+        "STOREFRONT_TRAFFIC_NOT_ALLOWED",
+    }
+)
+
+
+def _auth_error(error: Any) -> bool:
+    if not isinstance(error, dict) or not isinstance(error.get("extensions"), dict):
+        return False
+    extensions = error["extensions"]
+    exception = extensions.get("exception")
+    code = exception.get("code") if isinstance(exception, dict) else extensions.get("code")
+    return code in AUTH_ERROR_CODES
+
+
 class SaleorClient:
     def __init__(self, http: httpx.AsyncClient, saleor_api_url: str, token: str | None = None):
         self.http = http
@@ -72,6 +95,44 @@ class SaleorClient:
             return None
         identifier = app.get("identifier")
         return AppIdentity(app["id"], identifier if isinstance(identifier, str) else None)
+
+    async def token_refused(self) -> bool:
+        """Whether Saleor itself refuses this token, which proves its app is gone.
+
+        Saleor 3.23.28 reads a token whose app was deleted (or deactivated) as no
+        credentials at all (`AppByTokenLoader` finds no active app): `{ app { id } }` then
+        answers HTTP 200 with `app: null`, or HTTP 401 `STOREFRONT_TRAFFIC_NOT_ALLOWED` on
+        a shop that refuses anonymous traffic. An HTTP 401/403 or an authentication or
+        permission error counts the same. A network failure, another status, an answer
+        that cannot be read or one that names an app proves nothing: False."""
+        try:
+            response = await self.http.post(
+                self.saleor_api_url,
+                json={"query": load_query("app_id"), "variables": {}},
+                headers={"Authorization": f"Bearer {self.token}"} if self.token else {},
+            )
+        except httpx.HTTPError:
+            return False
+        if response.status_code in (401, 403):
+            return True
+        if response.status_code not in (200, 400):
+            return False
+        try:
+            body = response.json()
+        except ValueError:
+            return False
+        if not isinstance(body, dict):
+            return False
+        errors = body.get("errors")
+        if errors:
+            return isinstance(errors, list) and any(_auth_error(e) for e in errors)
+        data = body.get("data")
+        return (
+            response.status_code == 200
+            and isinstance(data, dict)
+            and "app" in data
+            and data["app"] is None
+        )
 
     async def fetch_jwks(self) -> dict[str, Any]:
         try:

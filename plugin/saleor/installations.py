@@ -6,10 +6,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plugin.db.base import utcnow
+from plugin.db.engine import Database
 from plugin.kit.crypto import SecretBox
 from plugin.saleor.client import SaleorClient, SaleorError
 from plugin.saleor.models import Installation, InstallationStatus
@@ -85,6 +87,36 @@ async def verify_app(client: SaleorClient, identifier: str) -> VerifiedApp:
     return VerifiedApp(client.saleor_api_url, client.token, app.id, jwks)
 
 
+async def gone_app_id(
+    db: Database, box: SecretBox, http: httpx.AsyncClient, app: VerifiedApp
+) -> str | None:
+    """The app id of the active installation `app` would replace, when Saleor refuses
+    that installation's stored token (its app was deleted, the APP_DELETED event lost):
+    only then may a re-install swap the app of an active installation. None when there
+    is nothing to replace or the old app may still be alive (it answered, or Saleor could
+    not be asked): the takeover guard in `save` then holds."""
+    async with db.session() as session:
+        current = await get_by_api_url(session, app.saleor_api_url)
+    if (
+        current is None
+        or current.status is not InstallationStatus.ACTIVE
+        or current.app_id == app.app_id
+    ):
+        return None
+    try:
+        token = box.decrypt(current.token_encrypted)
+    except ValueError:
+        return None
+    if not await SaleorClient(http, app.saleor_api_url, token).token_refused():
+        return None
+    logger.warning(
+        "register: Saleor refuses the stored token of app %r; its APP_DELETED was lost",
+        current.app_id,
+        extra={"installation_id": current.id},
+    )
+    return current.app_id
+
+
 async def save(
     session: AsyncSession,
     app: VerifiedApp,
@@ -92,11 +124,14 @@ async def save(
     *,
     saleor_domain: str,
     saleor_version: str | None,
+    replaces_app_id: str | None = None,
 ) -> Installation:
     """Store or refresh the installation. A new token of the same app, or a re-install
     after an uninstall, replaces token, app id and keys and keeps all data; an active
     installation never changes app (that would hand the shop to whoever holds the other
-    app's token): RegisterError 409, nothing written."""
+    app's token): RegisterError 409, nothing written. The one exception is
+    `replaces_app_id`, an app Saleor no longer knows (`gone_app_id`): a re-install whose
+    uninstall event was lost takes its place."""
     installation = await session.scalar(
         select(Installation)
         .where(Installation.saleor_api_url == app.saleor_api_url)
@@ -106,7 +141,10 @@ async def save(
     if installation is None:
         installation = Installation(saleor_api_url=app.saleor_api_url, installed_at=now)
         session.add(installation)
-    elif installation.status is InstallationStatus.ACTIVE and installation.app_id != app.app_id:
+    elif installation.status is InstallationStatus.ACTIVE and installation.app_id not in (
+        app.app_id,
+        replaces_app_id,
+    ):
         logger.warning(
             "register: refused app %r for the active installation of app %r",
             app.app_id,

@@ -68,6 +68,8 @@ async def register(request: Request) -> Response:
         app = await installations.verify_app(
             SaleorClient(ctx.saleor_http, api_url, token), app_identifier()
         )
+        # Asked before the transaction: no lock is held while Saleor answers.
+        gone = await installations.gone_app_id(ctx.db, ctx.box, ctx.saleor_http, app)
         async with unit_of_work(ctx.db) as session:
             installation = await installations.save(
                 session,
@@ -75,6 +77,7 @@ async def register(request: Request) -> Response:
                 ctx.box,
                 saleor_domain=request.headers.get("saleor-domain", saleor_domain),
                 saleor_version=request.headers.get("saleor-schema-version"),
+                replaces_app_id=gone,
             )
             await ensure_builtin_segments(session, installation.id)
             if not await rollups.is_built(session, installation.id):

@@ -113,8 +113,11 @@ class SaleorSimulator:
         self.app_identifier = app_identifier()
         self.version = SALEOR_VERSION
         self._key = _Key()
-        # token -> the app it authenticates; None: the CRM app as it is now (`app_id`).
+        # token -> the app it authenticates; None: the CRM app (see `_crm_token_app`).
         self._tokens: dict[str, ForeignApp | None] = {}
+        # A CRM token -> the id of the App it was issued to: deleting that App (a
+        # re-install makes a new one) leaves its tokens authenticating nothing.
+        self._crm_token_app: dict[str, str] = {}
         self.jwks_available = True
         self.app_active = True
         self.jwks_fetches = 0
@@ -232,6 +235,7 @@ class SaleorSimulator:
     def new_app_token(self) -> str:
         token = "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(30))
         self._tokens[token] = None
+        self._crm_token_app[token] = self.app_id
         return token
 
     def foreign_app_token(
@@ -243,7 +247,9 @@ class SaleorSimulator:
         return token
 
     def reinstall_app(self, app_number: int) -> None:
-        """The CRM was deleted and installed again: Saleor made a new App (new id)."""
+        """The CRM was deleted and installed again: Saleor made a new App (new id). The
+        old App's tokens now authenticate nothing: Saleor 3.23.28 reads them as no
+        credentials, so `{ app { id } }` answers `app: null` (HTTP 200)."""
         self.app_id = global_id("App", app_number)
 
     def revoke_token(self, token: str) -> None:
@@ -255,7 +261,7 @@ class SaleorSimulator:
         foreign = self._tokens[token]
         if foreign is not None:
             return {"id": foreign.id, "identifier": foreign.identifier, "name": foreign.name}
-        if not self.app_active:
+        if not self.app_active or self._crm_token_app.get(token) != self.app_id:
             return None
         return {**installed_app(self.app_id, self.manifest), "identifier": self.app_identifier}
 
@@ -304,11 +310,9 @@ class SaleorSimulator:
             }
             for error in result.errors or []
         ]
-        if token and not known:
-            # Saleor answers an unknown or inactive app token with a null `app`.
-            reported.append(
-                {"message": "Invalid token.", "extensions": {"exception": {"code": "InvalidToken"}}}
-            )
+        # A token of no active app (unknown, revoked, its App deleted or deactivated) is
+        # no credential at all to Saleor 3.23.28 (`AppByTokenLoader`, no JWT either): the
+        # request runs anonymously, `app` is null and no error says why.
         if reported:
             answer["errors"] = reported
         return 200, answer

@@ -40,6 +40,15 @@ def test_graphql_endpoint_validates_against_saleor_schema() -> None:
         saleor.revoke_token(token)
         revoked = httpx.post(saleor.api_url, json={"query": "{ app { id } }"}, headers=headers)
         assert revoked.json()["data"] == {"app": None}
+        # Deleted and installed again: the old App's tokens authenticate nothing.
+        old = {"Authorization": f"Bearer {saleor.new_app_token()}"}
+        saleor.reinstall_app(43)
+        gone = httpx.post(saleor.api_url, json={"query": "{ app { id } }"}, headers=old)
+        assert gone.status_code == 200
+        assert gone.json() == {"data": {"app": None}}
+        fresh = {"Authorization": f"Bearer {saleor.new_app_token()}"}
+        again = httpx.post(saleor.api_url, json={"query": "{ app { id } }"}, headers=fresh)
+        assert again.json() == {"data": {"app": {"id": saleor.app_id}}}
 
 
 def test_shop_story_emits_saleor_shaped_events_in_time_order() -> None:
