@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import fnmatch
 import secrets
-from functools import cached_property
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -41,6 +39,7 @@ class Settings(BaseSettings):
     worker_in_process_threads: int = 2
     smtp_url: str = ""
     secret_key: SecretStr = Field(default_factory=lambda: SecretStr(_default_secret_key()))
+    # Which Saleor API URLs may install; read by plugin/saleor/egress.py (SaleorEgress).
     allowed_saleor_urls: str = "*"
     # When set, `GET /metrics` needs `Authorization: Bearer <this>` (else it is public).
     metrics_token: SecretStr = SecretStr("")
@@ -110,14 +109,6 @@ class Settings(BaseSettings):
     def public_url(self) -> str:
         """Base URL that Saleor and browsers use to reach the app, without a trailing slash."""
         return (self.app_url or f"http://localhost:{self.port}").rstrip("/")
-
-    @cached_property
-    def saleor_url_patterns(self) -> list[str]:
-        return [p.strip() for p in self.allowed_saleor_urls.split(",") if p.strip()]
-
-    def saleor_url_allowed(self, saleor_api_url: str) -> bool:
-        """`ALLOWED_SALEOR_URLS` is a comma-separated list of shell-style patterns."""
-        return any(fnmatch.fnmatchcase(saleor_api_url, p) for p in self.saleor_url_patterns)
 
     @property
     def async_database_url(self) -> str:
