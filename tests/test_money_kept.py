@@ -4,9 +4,11 @@ import alike; the cancelled order counts for nothing else."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
+import httpx
 from sqlalchemy import select
 
 from plugin.db.engine import Database
@@ -14,7 +16,7 @@ from plugin.importer.figures import settle_stale
 from plugin.inbox.folding import fold_payload
 from plugin.kit.after_commit import unit_of_work
 from plugin.profiles.models import Profile, ProfileTotal
-from tests.api import gql, staff_headers
+from tests.api import ALL_PERMISSIONS, dashboard_headers, gql, staff_headers
 from tests.conftest import RunningApp
 from tests.simulator import FakeShop
 from tests.test_import_batch import RESOURCES, differences, fold_listing, listed, new_installation
@@ -97,6 +99,39 @@ async def test_only_a_cancelled_paid_order_still_shows_what_was_kept(
     assert customer["ordersCount"] == 0
     assert customer["totalSpent"]["currency"] == "USD"
     assert Decimal(customer["totalSpent"]["amount"]) == Decimal("168.87")
+
+
+REPORTS = """query($p: AnalyticsPeriod!) { analytics(period: $p) {
+  revenueBySource { source currency orders customers revenue { amount currency } }
+  ltvBySource { currency customers revenue { amount } } } }"""
+
+
+async def test_the_reports_and_the_overview_count_the_money_the_card_counts(
+    app_server: RunningApp, saleor: Any, db: Database, installation_id: int
+) -> None:
+    """The analytics reports and the dashboard's overview add up the same money kept as
+    Ann's total spent (the cancelled 168.87 included) and count one order, as her card."""
+    await _fold(db, installation_id, cancelled_after_payment(FakeShop()))
+    period = {"from": "2026-01-01", "to": "2026-12-31"}  # the simulator's clock: Nov 2026
+    answer = await gql(app_server, REPORTS, {"p": period}, staff_headers(saleor))
+    assert "errors" not in answer.body, answer.body
+    (source,) = answer.data["analytics"]["revenueBySource"]
+    assert (source["currency"], source["orders"], source["customers"]) == ("USD", 1, 1)
+    assert Decimal(source["revenue"]["amount"]) == Decimal("188.87")
+    (ltv,) = answer.data["analytics"]["ltvBySource"]
+    assert (ltv["currency"], ltv["customers"]) == ("USD", 1)
+    assert Decimal(ltv["revenue"]["amount"]) == Decimal("188.87")
+
+    headers = dashboard_headers(saleor, user_permissions=ALL_PERMISSIONS)
+    async with httpx.AsyncClient(base_url=app_server.base_url, timeout=30) as client:
+        response = await client.post(
+            "/dashboard/fragments/overview", json={"params": {"months": "24"}}, headers=headers
+        )
+    assert response.status_code == 200, response.text
+    kpis = dict(re.findall(r'<dd data-kpi="(orders|revenue)">(.*?)</dd>', response.text, re.S))
+    assert re.findall(r'value="([^"]+)"', kpis["orders"]) == ["1"]
+    shown = re.findall(r'value="([^"]+)" data-currency="([A-Z]{3})"', kpis["revenue"])
+    assert [(Decimal(value), currency) for value, currency in shown] == [(Decimal("188.87"), "USD")]
 
 
 async def test_the_import_settles_cancelled_charges_as_the_webhooks_do(db: Database) -> None:
