@@ -5,7 +5,8 @@ Everything a message needs is read for the whole batch at once (profiles, consen
 suppression, bounces, recent sends for the caps, templates, checkouts and orders) and
 the outcomes are written back in one statement each; per message only the rendering and
 the decisions run. Messages refused, postponed or failing to render are settled in the
-same transaction.
+same transaction; a render that ran out of wall-clock time only (a busy machine, not a bad
+template) is tried again after the send back-off, as a transient send failure is.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ class _Settled:
 
     closed: list[dict[str, Any]] = field(default_factory=list)  # skipped or failed
     postponed: list[dict[str, Any]] = field(default_factory=list)
+    retried: list[dict[str, Any]] = field(default_factory=list)  # an attempt that counts
     notes: list[Note] = field(default_factory=list)
     claimed: list[Claimed] = field(default_factory=list)
 
@@ -100,6 +102,32 @@ class _Settled:
         self.notes.append(
             Note.of(row, kind, f"Message not sent: {reason}", now, row.attempts, reason)
         )
+
+    def retry(self, row: MessageRow, reason: str, now: datetime, max_attempts: int) -> bool:
+        """A transient failure before the provider: counts as an attempt and waits the
+        back-off, or fails for good once out of attempts (True then, as `close`)."""
+        attempts = row.attempts + 1
+        if attempts < max_attempts:
+            error = f"transient: {reason}"[:1024]
+            self.retried.append(
+                {"b_id": row.id, "b_status": MessageStatus.QUEUED, "b_error": error}
+                | {"b_next": now + backoff(attempts)}
+            )
+            return False
+        reason = f"gave up after {attempts} tries: {reason}"
+        self.retried.append(
+            {"b_id": row.id, "b_status": MessageStatus.FAILED, "b_error": reason[:1024]}
+            | {"b_next": None}
+        )
+        self.notes.append(
+            Note.of(row, "message_failed", f"Message not sent: {reason}", now, attempts, reason)
+        )
+        return True
+
+
+def backoff(attempts: int) -> timedelta:
+    """30 s, 2 min, 8 min, … capped at 6 h."""
+    return min(timedelta(seconds=30 * 4 ** max(attempts - 1, 0)), timedelta(hours=6))
 
 
 async def claim(
@@ -158,6 +186,7 @@ async def claim(
             settled = await _decide(ctx, session, links, installation_id, shop_rows, now)
             claimed += await _write(session, settled, now)
             closed += [row["b_id"] for row in settled.closed]
+            closed += [r["b_id"] for r in settled.retried if r["b_status"] is MessageStatus.FAILED]
         return claimed, closed
 
 
@@ -281,7 +310,10 @@ async def _decide(
             variables["preferences_url"] = links.preferences(installation_id, profile.id)
             rendered = render(template.contents, profile.language, variables)
         except (TemplateProblem, NotConfigured, ValueError) as problem:
-            settled.close(row, MessageStatus.FAILED, str(problem), now)
+            if isinstance(problem, TemplateProblem) and problem.transient:
+                settled.retry(row, str(problem), now, ctx.settings.messaging_send_max_attempts)
+            else:
+                settled.close(row, MessageStatus.FAILED, str(problem), now)
             continue
         recipient = staff_to if row.topic == STAFF_TOPIC else address_of(profile, row.channel) or ""
         if row.marketing:
@@ -362,6 +394,20 @@ async def _write(session: AsyncSession, settled: _Settled, now: datetime) -> lis
                 postponed_reason=_param("b_reason", "postponed_reason"),
             ),
             settled.postponed,
+        )
+    if settled.retried:
+        await session.execute(
+            update(MESSAGES)
+            .where(by_id)
+            .values(
+                status=_param("b_status", "status"),
+                error=_param("b_error", "error"),
+                attempts=MESSAGES.c.attempts + 1,
+                next_attempt_at=func.coalesce(
+                    _param("b_next", "next_attempt_at"), MESSAGES.c.next_attempt_at
+                ),
+            ),
+            settled.retried,
         )
     await write_notes(session, settled.notes)
     if not settled.claimed:

@@ -16,7 +16,8 @@ time or memory is checked as it happens:
 
 Mutating methods (`list.append`, `dict.update` …) are refused (Jinja2's immutable
 sandbox), so nothing grows behind the budget's back. Over budget raises BudgetExceeded,
-naming what went over.
+naming what went over; WallClockExceeded when only the wall clock ran out (the CPU budget
+was not spent: the machine was busy, the template is not at fault).
 """
 
 from __future__ import annotations
@@ -52,10 +53,17 @@ class BudgetExceeded(Exception):
     """The template went over its budget (its message says which part and why)."""
 
 
+class WallClockExceeded(BudgetExceeded):
+    """Only the wall-clock backstop ran out, with CPU time to spare: a busy machine, not a
+    bad template (a send is tried again later; CPU and size excesses are for good)."""
+
+
 @dataclass
 class _Budget:
     cpu_deadline: float
     wall_deadline: float
+    cpu_seconds: float
+    wall_seconds: float
     built: int = 0
 
 
@@ -63,9 +71,12 @@ _CURRENT: ContextVar[_Budget | None] = ContextVar("template_budget", default=Non
 
 
 @contextmanager
-def budget(cpu_seconds: float = CPU_SECONDS, wall_seconds: float = WALL_SECONDS) -> Iterator[None]:
-    """Everything rendered inside shares one time budget (call it in the rendering thread)."""
-    token = _CURRENT.set(_Budget(time.thread_time() + cpu_seconds, time.monotonic() + wall_seconds))
+def budget(cpu_seconds: float | None = None, wall_seconds: float | None = None) -> Iterator[None]:
+    """Everything rendered inside shares one time budget (call it in the rendering thread);
+    the defaults are CPU_SECONDS and WALL_SECONDS as they are when the render starts."""
+    cpu = CPU_SECONDS if cpu_seconds is None else cpu_seconds
+    wall = WALL_SECONDS if wall_seconds is None else wall_seconds
+    token = _CURRENT.set(_Budget(time.thread_time() + cpu, time.monotonic() + wall, cpu, wall))
     try:
         yield
     finally:
@@ -76,8 +87,13 @@ def check_time() -> None:
     current = _CURRENT.get()
     if current is None:
         return
-    if time.thread_time() > current.cpu_deadline or time.monotonic() > current.wall_deadline:
-        raise BudgetExceeded(f"rendering took longer than its budget ({CPU_SECONDS} s)")
+    if time.thread_time() > current.cpu_deadline:
+        raise BudgetExceeded(f"rendering took longer than its budget ({current.cpu_seconds} s)")
+    if time.monotonic() > current.wall_deadline:
+        raise WallClockExceeded(
+            f"rendering took longer than its wall-clock budget ({current.wall_seconds} s) "
+            "with CPU time to spare"
+        )
 
 
 def _charge(size: int) -> None:

@@ -30,7 +30,7 @@ from plugin.db.base import utcnow
 from plugin.db.upsert import insert_ignore
 from plugin.kit.after_commit import enqueue_after_commit, unit_of_work
 from plugin.messaging.channels import PermanentError, Result, UnknownOutcome, send_all
-from plugin.messaging.claims import MESSAGE_CLAIM, STAFF_TOPIC, Claimed, claim
+from plugin.messaging.claims import MESSAGE_CLAIM, STAFF_TOPIC, Claimed, backoff, claim
 from plugin.messaging.links import Links
 from plugin.messaging.models import Channel, Message, MessageStatus, Undeliverable
 from plugin.messaging.notes import Note, write_notes
@@ -94,11 +94,6 @@ async def queue(session: AsyncSession, request: MessageRequest, now: datetime) -
 
 def links_for(ctx: AppContext) -> Links:
     return Links(ctx.settings.secret_key.get_secret_value(), ctx.settings.public_url)
-
-
-def backoff(attempts: int) -> timedelta:
-    """30 s, 2 min, 8 min, … capped at 6 h."""
-    return min(timedelta(seconds=30 * 4 ** max(attempts - 1, 0)), timedelta(hours=6))
 
 
 async def deliver(

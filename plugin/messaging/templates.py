@@ -16,7 +16,7 @@ from typing import Any
 import anyio.to_thread
 from jinja2 import StrictUndefined, Template, TemplateError
 
-from plugin.messaging.sandbox import WALL_SECONDS, BudgetedSandbox, BudgetExceeded, budget
+from plugin.messaging.sandbox import BudgetedSandbox, BudgetExceeded, WallClockExceeded, budget
 
 PARTS = ("subject", "html", "text")
 MAX_SOURCE = 200_000
@@ -29,12 +29,14 @@ _text_env = BudgetedSandbox(autoescape=False, undefined=StrictUndefined)
 
 
 class TemplateProblem(ValueError):
-    """A template that does not compile or render; names the locale and part."""
+    """A template that does not compile or render; names the locale and part. `transient`
+    when only the wall clock ran out (a busy machine): a send tries again later."""
 
-    def __init__(self, locale: str, part: str, message: str) -> None:
+    def __init__(self, locale: str, part: str, message: str, *, transient: bool = False) -> None:
         where = f"{locale or 'default'}.{part}"
         super().__init__(f"{where}: {message}")
         self.locale, self.part, self.message = locale, part, message
+        self.transient = transient
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ def render(
     language: str | None,
     variables: dict[str, Any],
     *,
-    wall_seconds: float = WALL_SECONDS,
+    wall_seconds: float | None = None,
 ) -> Rendered:
     """Render one locale's parts under one budget; TemplateProblem says what failed (a
     budget overrun says which: time, output size, or the operation that was too big)."""
@@ -132,7 +134,12 @@ def render(
             except TemplateProblem:
                 raise
             except BudgetExceeded as exceeded:
-                raise TemplateProblem(locale, part, f"over budget: {exceeded}") from None
+                raise TemplateProblem(
+                    locale,
+                    part,
+                    f"over budget: {exceeded}",
+                    transient=isinstance(exceeded, WallClockExceeded),
+                ) from None
             except TemplateError as error:
                 raise TemplateProblem(locale, part, str(error)) from None
             except RecursionError:

@@ -3,12 +3,15 @@
 Nested `range(20000)` loops used to take 14 s on the event loop (and stall `/healthz`);
 `'x' * 10**8` built 100 MB before the output limit was looked at. Each abusive template
 below is refused with a reason naming what went over, in the API (INVALID_INPUT), in the
-dashboard's preview, and when a message is sent (failed for good, with the reason).
+dashboard's preview, and when a message is sent (failed for good, with the reason) —
+unless only the wall clock ran out with CPU time to spare (a busy machine): that send is
+tried again after the messaging back-off.
 """
 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -16,6 +19,8 @@ import pytest
 
 from plugin.context import AppContext
 from plugin.db.engine import Database
+from plugin.messaging import sandbox
+from plugin.messaging.claims import backoff
 from plugin.messaging.models import MessageStatus
 from plugin.messaging.sending import deliver
 from plugin.messaging.templates import TemplateProblem, render
@@ -159,3 +164,81 @@ async def test_sending_an_over_budget_template_fails_the_message_for_good(
     assert failed.status is MessageStatus.FAILED  # for good: FAILED is never retried
     assert "over budget" in (failed.error or "")
     assert smtp.inbox.to("loops@example.com") == []
+
+
+async def test_a_send_over_the_wall_clock_only_is_retried_with_the_back_off(
+    db: Database,
+    smtp: SmtpServer,  # noqa: F811
+    app_ctx: AppContext,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A busy machine (the wall clock runs out, the CPU budget is not spent) must not fail
+    a normal template for good: the message waits the send back-off and goes later."""
+    installation_id = await _shop(db, smtp)
+    profile_id = await make_customer(db, installation_id, "busy@example.com", first_name="B")
+    message_id = await _queue(db, installation_id, profile_id, "busy-1")
+    monkeypatch.setattr(sandbox, "WALL_SECONDS", -1.0)  # already out when the render starts
+    await deliver(app_ctx, message_id, now=LATER)
+    waiting = await _message(db, message_id)
+    assert waiting.status is MessageStatus.QUEUED
+    assert waiting.attempts == 1
+    assert waiting.next_attempt_at == LATER + backoff(1)
+    assert (waiting.error or "").startswith("transient: ")
+    assert "wall-clock" in (waiting.error or "")
+    assert smtp.inbox.to("busy@example.com") == []
+
+    monkeypatch.setattr(sandbox, "WALL_SECONDS", 60.0)  # the machine is quiet again
+    await deliver(app_ctx, message_id, now=waiting.next_attempt_at)
+    sent = await _message(db, message_id)
+    assert sent.status is MessageStatus.SENT
+    assert sent.attempts == 2
+    assert len(smtp.inbox.to("busy@example.com")) == 1
+
+
+async def test_a_send_always_over_the_wall_clock_gives_up_after_its_attempts(
+    db: Database,
+    smtp: SmtpServer,  # noqa: F811
+    app_ctx: AppContext,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    installation_id = await _shop(db, smtp)
+    profile_id = await make_customer(db, installation_id, "stuck@example.com", first_name="S")
+    message_id = await _queue(db, installation_id, profile_id, "stuck-1")
+    monkeypatch.setattr(sandbox, "WALL_SECONDS", -1.0)
+    when = LATER
+    for _ in range(app_ctx.settings.messaging_send_max_attempts):
+        await deliver(app_ctx, message_id, now=when)
+        when += timedelta(days=1)
+    final = await _message(db, message_id)
+    assert final.status is MessageStatus.FAILED
+    assert final.attempts == app_ctx.settings.messaging_send_max_attempts
+    assert (final.error or "").startswith("gave up after")
+
+
+@pytest.mark.parametrize(
+    ("text", "cpu_seconds"),
+    [
+        ("Hi {{ customer.first_name }}", -1.0),  # the CPU budget is spent
+        ("{{ 'x' * 10**8 }}", sandbox.CPU_SECONDS),  # the size limit
+    ],
+    ids=["cpu", "size"],
+)
+async def test_a_send_over_the_cpu_or_size_budget_still_fails_for_good(
+    db: Database,
+    smtp: SmtpServer,  # noqa: F811
+    app_ctx: AppContext,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    text: str,
+    cpu_seconds: float,
+) -> None:
+    installation_id = await _shop(db, smtp)
+    await add_template(db, installation_id, "heavy", {"": {"subject": "Hi", "text": text}})
+    profile_id = await make_customer(db, installation_id, "heavy@example.com", first_name="H")
+    message_id = await _queue(db, installation_id, profile_id, "heavy-1", template="heavy")
+    monkeypatch.setattr(sandbox, "CPU_SECONDS", cpu_seconds)
+    monkeypatch.setattr(sandbox, "WALL_SECONDS", 60.0)  # the wall clock never decides here
+    await deliver(app_ctx, message_id, now=LATER)
+    failed = await _message(db, message_id)
+    assert failed.status is MessageStatus.FAILED
+    assert (failed.error or "").startswith("default.text: over budget")
+    assert smtp.inbox.to("heavy@example.com") == []
