@@ -8,7 +8,6 @@ import logging
 import time
 
 import dramatiq
-import httpx
 
 from jobs.runtime import broker, context
 from plugin.context import AppContext
@@ -22,15 +21,6 @@ logger = logging.getLogger(__name__)
 TICK_BUDGET = 0.8
 
 
-def _client(ctx: AppContext) -> httpx.AsyncClient:
-    """The carriers' client (their APIs, not Saleor: alerts go through `saleor_client`)."""
-    timeout = httpx.Timeout(ctx.settings.http_timeout_seconds, connect=5.0)
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
-    return httpx.AsyncClient(
-        timeout=timeout, limits=limits, follow_redirects=False, headers={"User-Agent": "saleor-crm"}
-    )
-
-
 async def tick(ctx: AppContext) -> polling.RoundStats:
     """One scheduler tick: due polls, stalled parcels, unsent alerts, unapplied pushes.
     Each carrier account polls batch after batch until it has nothing due or the tick's
@@ -40,7 +30,7 @@ async def tick(ctx: AppContext) -> polling.RoundStats:
     deadline = time.monotonic() + settings.tracking_tick_seconds * TICK_BUDGET
     rates = limits.store_for(settings.redis_url, ctx.db)
     try:
-        async with _client(ctx) as http, ctx.saleor_client() as saleor_http:
+        async with ctx.carrier_client() as http, ctx.saleor_client() as saleor_http:
             stats = await polling.poll_round(
                 ctx.db,
                 http,
@@ -92,7 +82,7 @@ async def apply_webhook(webhook_id: int) -> None:
     """Apply one stored carrier push, then write any alert it raised to Saleor."""
     ctx = context()
     secrets_box = accounts.box(ctx.settings.secret_key.get_secret_value())
-    async with _client(ctx) as http:
+    async with ctx.carrier_client() as http:
         await carrier_webhooks.apply(
             ctx.db, http, secrets_box, webhook_id, stalled_days=ctx.settings.tracking_stalled_days
         )

@@ -9,7 +9,7 @@ import httpx
 from plugin.db.engine import Database
 from plugin.kit.crypto import SecretBox
 from plugin.saleor.directory import InstallationDirectory
-from plugin.saleor.egress import SaleorEgress
+from plugin.saleor.egress import CarrierEgress, SaleorEgress
 from plugin.saleor.keys import SigningKeys, fetch_with, store_in
 from plugin.settings import Settings
 
@@ -29,6 +29,8 @@ class AppContext:
     # Which Saleor URLs may be called, and the client for calls to Saleor instances.
     saleor_egress: SaleorEgress = field(init=False)
     saleor_http: httpx.AsyncClient = field(init=False)
+    # Which carrier API URLs may be called (staff choose an account's base URL).
+    carrier_egress: CarrierEgress = field(init=False)
     # Saleor's signing keys, fetched again (within a budget) when a signature names a new one.
     signing_keys: SigningKeys = field(init=False)
 
@@ -37,6 +39,7 @@ class AppContext:
             self.db, self.settings.installation_cache_seconds
         )
         self.saleor_egress = SaleorEgress(self.settings.allowed_saleor_urls)
+        self.carrier_egress = CarrierEgress(self.settings.allowed_carrier_urls)
         self.signing_keys = SigningKeys(
             fetch_with(lambda: self.saleor_http), store_in(self.db, self.installations)
         )
@@ -51,6 +54,13 @@ class AppContext:
         Every call to a Saleor goes through this policy, never through a plain client:
         the stored shop name may resolve to an internal address since it installed."""
         return self.saleor_egress.client(saleor_timeout(self.settings, factor))
+
+    def carrier_client(self) -> httpx.AsyncClient:
+        """The carriers' client (their APIs, not Saleor), under the carrier egress policy:
+        a stored base URL may resolve to an internal address since staff saved it."""
+        timeout = httpx.Timeout(self.settings.http_timeout_seconds, connect=5.0)
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        return self.carrier_egress.client(timeout, limits)
 
     async def open(self) -> None:
         timeout = saleor_timeout(self.settings)

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     secret_key: SecretStr = Field(default_factory=lambda: SecretStr(_default_secret_key()))
     # Which Saleor API URLs may install; read by plugin/saleor/egress.py (SaleorEgress).
     allowed_saleor_urls: str = "*"
+    # Which carrier API base URLs may be called (staff set them); the same rules (CarrierEgress).
+    allowed_carrier_urls: str = "*"
     # When set, `GET /metrics` needs `Authorization: Bearer <this>` (else it is public).
     metrics_token: SecretStr = SecretStr("")
     log_level: str = "INFO"

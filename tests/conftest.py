@@ -34,6 +34,8 @@ os.environ.update(
     DRAMATIQ_NAMESPACE=f"crm-test-{RUN_ID}",
     RUN_WORKER_IN_PROCESS="true",
     ALLOWED_SALEOR_URLS="http://127.0.0.1:*",
+    # The carrier doubles listen on loopback: named here, as a deployment names its own.
+    ALLOWED_CARRIER_URLS="http://127.0.0.1:*",
     # No test waits for the scheduled whole-shop refresh or refit (they call them): run
     # every few minutes over the hundreds of shops a run creates, they only slow the
     # shared in-process worker (and on SQLite hold the write lock others wait for).

@@ -1,4 +1,8 @@
-"""Which Saleor URLs the app may call, and an HTTP client that holds to it at connect time.
+"""Which URLs the app may call, and an HTTP client that holds to it at connect time.
+
+One policy class, `Egress`, for every place where a URL someone else chose is called:
+Saleor instances (`ALLOWED_SALEOR_URLS`, `SaleorEgress`) and carrier APIs whose base URL
+staff may set (`ALLOWED_CARRIER_URLS`, `CarrierEgress`).
 
 `POST /api/register` is unauthenticated and names the URL the app then calls: left open,
 it makes the app a probe of its own network (Redis on loopback, a cloud metadata
@@ -147,14 +151,20 @@ class UrlPattern:
         return _glob(self.port, str(port))
 
 
-class SaleorEgress:
-    """The policy for calls to Saleor instances, from `ALLOWED_SALEOR_URLS`."""
+class Egress:
+    """The policy for calls to URLs someone else chose, from a setting of URL patterns
+    (`setting` names it in the log: which one to change)."""
 
-    def __init__(self, allowed_saleor_urls: str, resolver: Resolver = resolve) -> None:
-        self.patterns = [
-            UrlPattern.parse(p.strip()) for p in allowed_saleor_urls.split(",") if p.strip()
-        ]
+    def __init__(
+        self,
+        allowed_urls: str,
+        resolver: Resolver = resolve,
+        *,
+        setting: str,
+    ) -> None:
+        self.patterns = [UrlPattern.parse(p.strip()) for p in allowed_urls.split(",") if p.strip()]
         self.resolver = resolver
+        self.setting = setting
 
     @staticmethod
     def parse(url: str) -> httpx.URL:
@@ -168,7 +178,7 @@ class SaleorEgress:
         return parsed
 
     def allows(self, url: str) -> bool:
-        """Whether `ALLOWED_SALEOR_URLS` lets this Saleor API URL install the app."""
+        """Whether the setting's patterns allow this URL (for Saleor: may install the app)."""
         try:
             parsed = self.parse(url)
         except ValueError:
@@ -200,14 +210,16 @@ class SaleorEgress:
         """Refuse before any connection: EgressRefused (pattern or address) or Unresolvable."""
         parsed = self.parse(url)
         if not any(p.matches(url, parsed) for p in self.patterns):
-            raise EgressRefused("not allowed by ALLOWED_SALEOR_URLS")
+            raise EgressRefused(f"not allowed by {self.setting}")
         await self.addresses(parsed.host, parsed.port or DEFAULT_PORTS[parsed.scheme])
 
-    def client(self, timeout: httpx.Timeout) -> httpx.AsyncClient:
+    def client(
+        self, timeout: httpx.Timeout, limits: httpx.Limits | None = None
+    ) -> httpx.AsyncClient:
         """An HTTP client whose every connection passes `addresses` first; no proxy from
         the environment (a proxy would make the checked address meaningless)."""
         return httpx.AsyncClient(
-            transport=GuardedTransport(self),
+            transport=GuardedTransport(self, limits=limits),
             timeout=timeout,
             follow_redirects=False,
             trust_env=False,
@@ -215,12 +227,25 @@ class SaleorEgress:
         )
 
 
+class SaleorEgress(Egress):
+    """The policy for calls to Saleor instances, from `ALLOWED_SALEOR_URLS`."""
+
+    def __init__(self, allowed_saleor_urls: str, resolver: Resolver = resolve) -> None:
+        super().__init__(allowed_saleor_urls, resolver, setting="ALLOWED_SALEOR_URLS")
+
+
+class CarrierEgress(Egress):
+    """The policy for calls to carrier APIs (staff may set an account's base URL), from
+    `ALLOWED_CARRIER_URLS`."""
+
+    def __init__(self, allowed_carrier_urls: str, resolver: Resolver = resolve) -> None:
+        super().__init__(allowed_carrier_urls, resolver, setting="ALLOWED_CARRIER_URLS")
+
+
 class GuardedBackend(httpcore.AsyncNetworkBackend):
     """httpcore's network layer with the policy applied to each TCP connection."""
 
-    def __init__(
-        self, egress: SaleorEgress, inner: httpcore.AsyncNetworkBackend | None = None
-    ) -> None:
+    def __init__(self, egress: Egress, inner: httpcore.AsyncNetworkBackend | None = None) -> None:
         self.egress = egress
         self.inner = inner or httpcore.AnyIOBackend()
 
@@ -256,7 +281,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         timeout: float | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        raise AddressRefusedError("unix sockets are not Saleor instances")
+        raise AddressRefusedError("unix sockets are never called")
 
     async def sleep(self, seconds: float) -> None:
         await self.inner.sleep(seconds)
@@ -266,10 +291,14 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's own transport (TLS, pooling, HTTP/1.1) over `GuardedBackend`."""
 
     def __init__(
-        self, egress: SaleorEgress, inner: httpcore.AsyncNetworkBackend | None = None
+        self,
+        egress: Egress,
+        inner: httpcore.AsyncNetworkBackend | None = None,
+        *,
+        limits: httpx.Limits | None = None,
     ) -> None:
         super().__init__(trust_env=False)
-        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
         # httpx builds the same pool without a way to pass the network backend.
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=httpx.create_ssl_context(trust_env=False),

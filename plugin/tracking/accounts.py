@@ -4,6 +4,7 @@ adapter built from one."""
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from urllib.parse import urlsplit
 
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plugin.kit.crypto import SecretBox
+from plugin.saleor.egress import Egress, EgressRefused, Unresolvable
 from plugin.tracking.carriers.aftership import AfterShipAdapter
 from plugin.tracking.carriers.base import AccountConfig, Adapter
 from plugin.tracking.carriers.cdek import CdekAdapter
@@ -19,7 +21,15 @@ from plugin.tracking.carriers.manual import ManualAdapter
 from plugin.tracking.carriers.russian_post import RussianPostAdapter
 from plugin.tracking.models import CarrierAccount
 
+logger = logging.getLogger(__name__)
+
 BOX_PURPOSE = "carrier-credentials"
+# What staff are told (what the name resolved to is logged, never answered).
+REFUSED_BASE_URL = (
+    "This base URL may not be called: it must be allowed by ALLOWED_CARRIER_URLS and its "
+    "host must resolve to public addresses only (a loopback, private or link-local host "
+    "must be named in ALLOWED_CARRIER_URLS)."
+)
 
 DEFAULT_URLS = {
     "aftership": "https://api.aftership.com",
@@ -57,6 +67,16 @@ def validate(
     if not 1 <= max_concurrency <= 64:
         raise ValueError("max concurrency is between 1 and 64")
     return url
+
+
+async def check_base_url(egress: Egress, url: str) -> None:
+    """Refuse, before any connection, a base URL staff give that the carrier egress policy
+    would refuse when it is called (which it checks again then: DNS may change)."""
+    try:
+        await egress.check(url)
+    except (EgressRefused, Unresolvable, ValueError) as exc:
+        logger.warning("carrier base URL refused: %s", exc)
+        raise ValueError(REFUSED_BASE_URL) from None
 
 
 async def configure(

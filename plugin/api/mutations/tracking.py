@@ -146,6 +146,19 @@ class TrackingMutations:
         if len(credentials) != len(input.credentials):
             raise InvalidInput("A credential is given twice.", field="credentials")
         box = accounts.box(ctx.app.settings.secret_key.get_secret_value())
+        if input.base_url is not None and input.base_url.strip():
+            # Staff's own URL (the built-in ones are the carriers'), resolved before the
+            # transaction; checked again on every connection, as DNS may change.
+            try:
+                url = accounts.validate(
+                    input.carrier.value, credentials, input.base_url, input.max_concurrency
+                )
+            except ValueError as exc:
+                raise InvalidInput(str(exc), field="input") from None
+            try:
+                await accounts.check_base_url(ctx.app.carrier_egress, url)
+            except ValueError as exc:
+                raise InvalidInput(str(exc), field="baseUrl") from None
         async with ctx.write() as session:
             try:
                 row = await accounts.configure(
