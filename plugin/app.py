@@ -18,6 +18,7 @@ from dashboard_extension import routes as dashboard_routes
 from plugin import __version__
 from plugin.api import routes as api_routes
 from plugin.context import AppContext
+from plugin.kit import gc_pause
 from plugin.kit.bodies import CloseUnreadBodies
 from plugin.messaging import routes as messaging_routes
 from plugin.ops import routes as ops_routes
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             __version__,
             settings.public_url,
         )
+        gc_pause.freeze_startup()
         try:
             yield
         finally:
