@@ -117,12 +117,19 @@ PREVIEW = """query($c: JSON) { messageTemplatePreview(contents: $c) { text } }""
 
 
 async def test_the_api_answers_invalid_input_and_healthz_answers_meanwhile(
-    app_server: RunningApp, saleor: Any, installation_id: int
+    app_server: RunningApp, saleor: Any, installation_id: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A budget of seconds (the app runs in this process): the render is still going when
+    # /healthz answers, however slowly a loaded machine serves it; on the event loop it
+    # would have made /healthz wait for the whole budget.
+    from plugin.messaging import templates
+
+    monkeypatch.setattr(sandbox, "CPU_SECONDS", 4.0)
+    monkeypatch.setattr(templates, "PREVIEW_WALL_SECONDS", 4.0)
     headers = staff_headers(saleor)
     loops = {"c": {"": {"text": SILENT_LOOPS}}}  # no output: only the clock stops it
     preview = asyncio.create_task(gql(app_server, PREVIEW, loops, headers))
-    await asyncio.sleep(0.05)  # the preview is rendering now
+    await asyncio.sleep(0.3)  # the preview is rendering now
     async with httpx.AsyncClient(base_url=app_server.base_url, timeout=30) as client:
         health = await client.get("/healthz")
     assert health.status_code == 200
