@@ -166,6 +166,26 @@ async def test_an_order_under_the_users_own_email_is_theirs(db: Database) -> Non
     assert await _accounts(db, installation_id) == [bo_id]
 
 
+async def test_an_order_address_names_a_guest_but_never_renames_an_account(db: Database) -> None:
+    """A registered customer ships to someone else (found against the real Saleor): the
+    address's name is the recipient's, not the account's, so the card keeps the account's
+    name. A guest's own purchase is what names the guest."""
+    shop = FakeShop()
+    events = shop.create_customer("ann@example.com", first_name="Ann", last_name="Lee")
+    ann_id = shop.user_id("ann@example.com")
+    to_ada = shop.address(first_name="Ada", last_name="Lovelace")
+    events += shop.create_order(user_id=ann_id, lines=LINES, shipping_address=to_ada)
+    to_guest = shop.address(first_name="Gil", last_name="Ray")
+    events += shop.create_order(email="gil@example.com", lines=LINES, shipping_address=to_guest)
+    installation_id = await new_installation(db, "address-names")
+    await _fold(db, installation_id, events)
+
+    ann = (await _person(db, installation_id, "ann@example.com"))["profile"]
+    assert (ann.first_name, ann.last_name, ann.orders_count) == ("Ann", "Lee", 1)
+    gil = (await _person(db, installation_id, "gil@example.com"))["profile"]
+    assert (gil.first_name, gil.last_name) == ("Gil", "Ray")
+
+
 async def test_a_guest_who_registers_later_stays_one_person(db: Database) -> None:
     shop = FakeShop()
     events = shop.create_order(email="cy@example.com", lines=LINES, paid=True)

@@ -21,8 +21,10 @@ Rules, in the order they are applied:
 3. A phone (E.164) only decides when the event carries neither user id nor e-mail:
    families share phones more often than e-mail addresses.
 4. Two profiles that belong to *different* Saleor users are never merged.
-5. A purchase never changes the e-mail of a profile with a Saleor account (`buyer_fields`):
-   only the account's own data (CUSTOMER_* events, `user.email`) does.
+5. A purchase never changes the e-mail or the name of a profile with a Saleor account
+   (`buyer_fields`): only the account's own data (CUSTOMER_* events, `user.email`) does.
+   An address names whoever the parcel is for (a gift's recipient); a guest's purchase
+   still names the guest, who has no account to say otherwise.
 
 The webhook folds (`resolve`, one event at a time) and the import (`plugin.importer.people`,
 a page at a time) decide with the same functions: `buyer_claims` and `choose`.
@@ -134,15 +136,22 @@ def with_placed_by(
     return f"{summary} (placed by {role} {who})", {**data, "placed_by": placed}
 
 
+ACCOUNT_OWNED_FIELDS = frozenset({"first_name", "last_name"})
+
+
 def buyer_fields(fields: dict[str, Any], claims: Claims, profile: Any) -> dict[str, Any]:
-    """What a checkout or order may write on its buyer's profile: everything it gives but
-    the e-mail of a Saleor account, unless that is the account's own (`user.email`)."""
+    """What a checkout or order may write on its buyer's profile: everything it gives but,
+    on a profile with a Saleor account, the name (the account's own, from CUSTOMER_*
+    events) and the e-mail unless it is the account's own (`user.email`)."""
     account = _account(profile)
-    if account is None or (
-        account == claims.saleor_user_id and claims.email == claims.account_email
-    ):
+    if account is None:
         return fields
-    return {name: value for name, value in fields.items() if name != "email"}
+    own_email = account == claims.saleor_user_id and claims.email == claims.account_email
+    return {
+        name: value
+        for name, value in fields.items()
+        if name not in ACCOUNT_OWNED_FIELDS and (own_email or name != "email")
+    }
 
 
 async def _owner(
