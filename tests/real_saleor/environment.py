@@ -175,7 +175,7 @@ def _build_lock(env: Environment) -> Iterator[None]:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            _log(f"another run is building {env.home}; waiting for its lock")
+            _log(f"another run holds the build lock of {env.home}; waiting for it")
             fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield

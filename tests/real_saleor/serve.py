@@ -14,14 +14,26 @@ It must not import anything of the CRM: it runs in Saleor's interpreter.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
 import sys
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent() -> None:
+    """Linux: the kernel sends this process SIGTERM when its parent dies."""
+    parent = os.getppid()
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before the request took effect
+        sys.exit(1)
+
 
 def main() -> None:
     host, port, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    die_with_parent()  # a test run killed outright (no teardown) leaves no Saleor behind
     sys.path.insert(0, os.getcwd())
     # Saleor's own venv has these; the CRM's (which type-checks this file) does not.
     import uvicorn
@@ -40,6 +52,7 @@ def main() -> None:
     for _ in range(workers):
         pid = os.fork()
         if pid == 0:
+            die_with_parent()  # the workers go when the launcher goes, however it went
             config = uvicorn.Config(
                 application, log_level="warning", access_log=False, lifespan="off"
             )
