@@ -200,13 +200,9 @@ async def test_logged_in_checkout_completed(shop: Shop, catalog: Catalog) -> Non
     assert found["email"] == shopper["email"]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="found by this suite: the newest snapshot wins field by field "
-    "(plugin/profiles/fields.py), so the name on a logged-in customer's order address "
-    "(here 'Ada Lovelace', a gift's recipient) replaces the account's own name on the card",
-)
 async def test_an_order_address_does_not_rename_the_account(shop: Shop) -> None:
+    """The logged-in shopper's order went to 'Ada Lovelace' (a gift): their card keeps the
+    name of their Saleor account."""
     assert SHOPPER, "run with test_logged_in_checkout_completed"
     found = (await shop.crm(CARD_BY_USER, {"id": SHOPPER["id"]}))["customer"]
     assert (found["firstName"], found["lastName"]) == (
