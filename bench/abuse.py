@@ -40,7 +40,15 @@ from graphql import get_introspection_query
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.webhooks import BIN, LOG_DIR, PG_URL, admin, free_port, serve  # noqa: E402
+from bench.webhooks import (  # noqa: E402
+    BIN,
+    LOG_DIR,
+    PG_URL,
+    admin,
+    free_port,
+    serve,
+    stop_process,
+)
 from tests.simulator import SaleorSimulator  # noqa: E402
 
 INTROSPECTION = get_introspection_query(descriptions=True)
@@ -429,12 +437,8 @@ def main() -> None:
         )
     finally:
         saleor.stop()
-        if app is not None and app.poll() is None:
-            app.terminate()
-            try:
-                app.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                app.kill()
+        if app is not None:
+            stop_process(app)
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
     step(f"server logs in {LOG_DIR}")
     print(json.dumps(figures))

@@ -247,15 +247,20 @@ def main() -> None:
         )
     finally:
         for process in processes:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            stop_process(process)
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
     step(f"server logs in {LOG_DIR}")
     print(json.dumps(figures))
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Terminate a server the bench started, killing it if it lingers."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 if __name__ == "__main__":

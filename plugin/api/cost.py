@@ -235,19 +235,33 @@ def measure_document(
     """Every operation's measure, raising at the first limit passed (by a fragment too)."""
     definitions: Sequence[Any] = document.definitions
     fragments = {d.name.value: d for d in definitions if isinstance(d, FragmentDefinitionNode)}
-    measurer = _Measurer(schema, fragments, variables or {}, limits)
-    for name in dependency_order(fragments):
-        measurer.fragment(fragments[name])
-    roots = {
-        OperationType.QUERY: schema.query_type,
-        OperationType.MUTATION: schema.mutation_type,
-        OperationType.SUBSCRIPTION: schema.subscription_type,
-    }
+    measurer = _measured_fragments(schema, fragments, variables, limits)
     return [
-        measurer.selections(d.selection_set, roots.get(d.operation))
+        measurer.selections(d.selection_set, _root(schema, d))
         for d in definitions
         if isinstance(d, OperationDefinitionNode)
     ]
+
+
+def _measured_fragments(
+    schema: GraphQLSchema,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    variables: Mapping[str, Any] | None,
+    limits: Limits,
+) -> _Measurer:
+    """A measurer with every fragment measured once, leaves first."""
+    measurer = _Measurer(schema, fragments, variables or {}, limits)
+    for name in dependency_order(fragments):
+        measurer.fragment(fragments[name])
+    return measurer
+
+
+def _root(schema: GraphQLSchema, operation: OperationDefinitionNode) -> Any:
+    return {
+        OperationType.QUERY: schema.query_type,
+        OperationType.MUTATION: schema.mutation_type,
+        OperationType.SUBSCRIPTION: schema.subscription_type,
+    }.get(operation.operation)
 
 
 def operation_cost(
@@ -258,12 +272,5 @@ def operation_cost(
 ) -> int:
     """The cost of one operation, without limits (for tests and benches)."""
     unlimited = Limits(max_cost=2**63, max_depth=2**63, max_aliases=2**63)
-    measurer = _Measurer(schema, fragments, variables or {}, unlimited)
-    for name in dependency_order(fragments):
-        measurer.fragment(fragments[name])
-    roots = {
-        OperationType.QUERY: schema.query_type,
-        OperationType.MUTATION: schema.mutation_type,
-        OperationType.SUBSCRIPTION: schema.subscription_type,
-    }
-    return measurer.selections(operation.selection_set, roots.get(operation.operation)).cost
+    measurer = _measured_fragments(schema, fragments, variables, unlimited)
+    return measurer.selections(operation.selection_set, _root(schema, operation)).cost
