@@ -49,6 +49,7 @@ MODULE_ORDER = [
     "test_environment.py",
     "test_install_import.py",
     "test_live.py",
+    "test_issue15_points.py",
     "test_extensions.py",
     "test_signing_key.py",
     "test_reinstall.py",
