@@ -268,3 +268,54 @@ async def test_one_fulfillment_is_one_timeline_entry(shop: Shop, catalog: Catalo
     assert entry["subjectType"] == "fulfillment"
     assert entry["data"]["tracking_number"] == tracking
     assert len(entry["data"]["events"]) >= 2, "the entry stands for several of Saleor's events"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "real bug, not fixed yet: Saleor's `customers` lists staff accounts that have orders"
+        " (a phone order's order.user is the staff member), and the history import makes a"
+        " profile for admin@example.com (no orders) that the webhook path never makes, so"
+        " the import after a phone order adds one customer (totalCount +1)"
+    ),
+)
+async def test_reimport_after_a_phone_order_adds_no_profile(shop: Shop, catalog: Catalog) -> None:
+    """Point 3 with point 4: after a staff member's phone order (webhooks: the customer's
+    profile, none for the staff account) the next import adds no profile either — the
+    two paths agree on who the shop's customers are."""
+    await finished_import(shop)
+    staff_token = await shop.saleor.staff_token()
+    me = (await shop.saleor.query("{ me { id email } }", token=staff_token))["me"]
+    email = unique_email("phone-reimport")
+    done = await checkout_and_pay(shop.saleor, catalog, email=email, token=staff_token)
+
+    async def on_card() -> dict[str, Any] | None:
+        found = await profile(shop, email)
+        orders = {e["node"]["saleorId"] for e in (found or {}).get("orders", {}).get("edges", [])}
+        return found if done["order"]["id"] in orders else None
+
+    await eventually(on_card, timeout=LIVE_SECONDS, what="the phone order on the card")
+    await settled(shop)
+
+    async def census() -> tuple[int, Any, Any]:
+        count = (await shop.crm("{ customers(first: 1) { totalCount } }"))["customers"]
+        by_user = (
+            await shop.crm(
+                "query($id: ID!) { customer(saleorUserId: $id) { email ordersCount } }",
+                {"id": me["id"]},
+            )
+        )["customer"]
+        by_email = (
+            await shop.crm(
+                "query($email: String!) { customer(email: $email) {"
+                " email saleorUserId ordersCount } }",
+                {"email": me["email"]},
+            )
+        )["customer"]
+        return count["totalCount"], by_user, by_email
+
+    before = await census()
+    await run_import(shop)
+    await settled(shop)
+    after = await census()
+    assert after == before, "the import added a profile the webhooks did not make"
