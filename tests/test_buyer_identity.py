@@ -292,3 +292,23 @@ def test_the_rule_itself() -> None:
     assert not placed_for_someone_else(Claims(email="g@x.io"), None, other)  # a guest
     staff = Claims(email="kim@x.io", phone="+12025550181", staff=True, **user)
     assert identity.buyer_claims(staff, own, None) == Claims(email="kim@x.io", phone="+12025550181")
+
+
+async def test_the_import_makes_no_customer_of_a_staff_account(db: Database) -> None:
+    """Saleor lists a staff member with phone orders among its customers; the import must
+    not make them one (found against the real Saleor: a re-import added a customer)."""
+    shop = FakeShop()
+    phone_orders(shop)
+    listing = {field: listed(shop, field) for field in RESOURCES}
+    assert any(user["email"] == STAFF for user in listing["customers"])
+    for batch in (False, True):
+        installation_id = await new_installation(db, f"staff-listed-{batch}")
+        await fold_listing(db, installation_id, listing, batch=batch)
+        async with db.session() as session:
+            emails = set(
+                await session.scalars(
+                    select(Profile.email).where(Profile.installation_id == installation_id)
+                )
+            )
+        assert emails == {"kim@example.com", "lee@example.com"}, batch
+        assert await _accounts(db, installation_id) == [None, None], batch

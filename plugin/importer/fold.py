@@ -116,6 +116,26 @@ async def erased_people(
     )
 
 
+def staff_account(resource: str, node: JSON) -> bool:
+    """Saleor lists staff accounts that have orders among its customers (a phone order's
+    user is the staff member), but a staff account is nobody's customer: the webhooks never
+    make one a profile, so neither does the import. A staff member who buys for themselves
+    is found by the e-mail on that order, like a guest."""
+    return resource == "customers" and node.get("isStaff") is True
+
+
+async def left_out(
+    session: AsyncSession,
+    installation_id: int,
+    resource: str,
+    nodes: list[JSON],
+    prepared: Sequence[Item | None] | None = None,
+) -> list[bool]:
+    """The objects an import does not fold: erased people's, and staff accounts."""
+    erased = await erased_people(session, installation_id, resource, nodes, prepared)
+    return [gone or staff_account(resource, node) for node, gone in zip(nodes, erased, strict=True)]
+
+
 async def fold_nodes_one_by_one(
     session: AsyncSession, installation_id: int, resource: str, nodes: list[JSON], now: datetime
 ) -> set[int]:
@@ -123,9 +143,9 @@ async def fold_nodes_one_by_one(
     of the customers they touched (once each). The reference the set-based path keeps to,
     and the path of a page that failed (so the failure is pinned on its object)."""
     touched: list[Profile] = []
-    skip = await erased_people(session, installation_id, resource, nodes)
-    for node, erased in zip(nodes, skip, strict=True):
-        if erased:
+    skip = await left_out(session, installation_id, resource, nodes)
+    for node, skipped in zip(nodes, skip, strict=True):
+        if skipped:
             continue
         event_type, payload = as_event(resource, node, now)
         touched += await apply_payload(session, installation_id, event_type, payload)
@@ -143,9 +163,9 @@ async def fold_nodes(
     prepared: Sequence[Item | None] | None = None,
     already_stale: set[int] | None = None,
 ) -> set[int]:
-    """Fold a page set-based: objects naming an erased person are left out; runs of
-    objects go through multi-row statements; an object needing a merge of two profiles
-    goes through the webhook fold on its own, in its place. Then the figures of every
+    """Fold a page set-based: objects naming an erased person and staff accounts are left
+    out; runs of objects go through multi-row statements; an object needing a merge of two
+    profiles goes through the webhook fold on its own, in its place. Then the figures of every
     profile touched, in a few statements — or, with `defer_figures` (the import), those
     profiles are marked stale and recomputed once each when the run ends. The ids of the
     profiles touched. `prepared`: the nodes already read (`items.prepare`), one per node;
@@ -153,12 +173,12 @@ async def fold_nodes(
 
     Segments, RFM, scores and rollups are left to the end of the import, which refreshes
     them for the whole shop in a few statements instead of once per page."""
-    skip = await erased_people(session, installation_id, resource, nodes, prepared)
+    skip = await left_out(session, installation_id, resource, nodes, prepared)
     ready = prepared if prepared is not None else [None] * len(nodes)
     items = [
         item or read_item(resource, node, now)
-        for node, item, erased in zip(nodes, ready, skip, strict=True)
-        if not erased
+        for node, item, skipped in zip(nodes, ready, skip, strict=True)
+        if not skipped
     ]
     folder = BATCH_FOLDERS[resource]
     page = PageWrites()

@@ -270,15 +270,6 @@ async def test_one_fulfillment_is_one_timeline_entry(shop: Shop, catalog: Catalo
     assert len(entry["data"]["events"]) >= 2, "the entry stands for several of Saleor's events"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "real bug, not fixed yet: Saleor's `customers` lists staff accounts that have orders"
-        " (a phone order's order.user is the staff member), and the history import makes a"
-        " profile for admin@example.com (no orders) that the webhook path never makes, so"
-        " the import after a phone order adds one customer (totalCount +1)"
-    ),
-)
 async def test_reimport_after_a_phone_order_adds_no_profile(shop: Shop, catalog: Catalog) -> None:
     """Point 3 with point 4: after a staff member's phone order (webhooks: the customer's
     profile, none for the staff account) the next import adds no profile either — the
