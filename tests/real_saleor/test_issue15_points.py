@@ -310,3 +310,28 @@ async def test_reimport_after_a_phone_order_adds_no_profile(shop: Shop, catalog:
     await settled(shop)
     after = await census()
     assert after == before, "the import added a profile the webhooks did not make"
+
+
+SHIPMENTS = """query($email: String!) { customer(email: $email) {
+  shipments(first: 10) { edges { node { trackingNumber carrier carrierSource } } }
+} }"""
+
+
+async def test_a_bare_number_to_the_us_is_not_guessed_as_cdek(shop: Shop, catalog: Catalog) -> None:
+    """Point 7: a US order fulfilled with the tracking number `1234567890` was tracked as
+    CDEK (10 digits). CDEK serves none of the US: the carrier comes from the shipping
+    method's name, or staff are asked to pick one."""
+    email = unique_email("bare-number")
+    order = await place_draft_order(shop.saleor, catalog, email)
+    await mark_paid(shop.saleor, order["id"])
+    await fulfill(shop.saleor, catalog, order, "1234567890")
+
+    async def parcel() -> dict[str, Any] | None:
+        found = (await shop.crm(SHIPMENTS, {"email": email}))["customer"]
+        edges = (found or {}).get("shipments", {}).get("edges", [])
+        return edges[0]["node"] if edges else None
+
+    shipment = await eventually(parcel, timeout=LIVE_SECONDS, what="the parcel in the CRM")
+    assert shipment["trackingNumber"] == "1234567890"
+    assert shipment["carrier"] != "CDEK", shipment
+    assert shipment["carrierSource"] in ("shipping_method", "unknown"), shipment
