@@ -49,6 +49,7 @@ from bench.webhooks import (  # noqa: E402
     serve,
     stop_process,
 )
+from tests.security.hostile_documents import deep_chain, fragment_chain  # noqa: E402
 from tests.simulator import SaleorSimulator  # noqa: E402
 
 INTROSPECTION = get_introspection_query(descriptions=True)
@@ -69,22 +70,6 @@ PROBE_INTERVAL = 0.02
 def step(message: str) -> None:
     """Progress on stderr; stdout carries only the final JSON line."""
     print(f"[bench abuse] {message}", file=sys.stderr, flush=True)
-
-
-def fragment_chain(n: int, leaf: str = "viewer { email }") -> str:
-    fragments = [f"fragment F{i} on Query {{ ...F{i + 1} ...F{i + 1} }}" for i in range(n)]
-    fragments.append(f"fragment F{n} on Query {{ {leaf} }}")
-    return "query Bomb { ...F0 } " + " ".join(fragments)
-
-
-def deep_chain(n: int) -> str:
-    level = "segments {{ segment {{ members(first: 1) {{ nodes {{ {inner} }} }} }} }}"
-    fragments = [
-        f"fragment D{i} on Customer {{ " + level.format(inner=f"...D{i + 1} ...D{i + 1}") + " }"
-        for i in range(n)
-    ]
-    fragments.append(f"fragment D{n} on Customer {{ email }}")
-    return "{ customers { nodes { ...D0 } } } " + " ".join(fragments)
 
 
 def documents() -> dict[str, str]:
